@@ -1,0 +1,41 @@
+# One task runner. `make run` and `make test` set everything up from nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck unit bench examples clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0   # the CPU wheel; an unpinned torch pulls CUDA
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## ingest examples/ and serve on http://127.0.0.1:8000
+	$(BIN)/kb ingest examples
+	$(BIN)/kb serve --host 127.0.0.1 --port 8000
+
+test: install lint typecheck unit  ## lint, type checks and the tests
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+
+bench: install  ## ingest benchmark over the shared real-world PDFs
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/ingest.py ../shared/data/pdfs
+
+examples: install  ## regenerate the example PDFs
+	$(BIN)/python scripts/make_examples.py
+
+clean:
+	rm -rf $(VENV) .kb .pytest_cache .mypy_cache .ruff_cache

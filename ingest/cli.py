@@ -1,0 +1,55 @@
+"""`kb ingest PATH... [--prune] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from kb.cli import open_kb_from_env, print_json, print_table
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "ingest",
+        help="add files and folders to the knowledge base",
+        description="Ingest files and folders: unchanged files are skipped, changed ones "
+        "replaced. Exit 0 when nothing failed, 1 when some file failed, 2 on usage errors.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parser.add_argument(
+        "--prune", action="store_true", help="remove documents that vanished from these folders"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ingest.pipeline import ingest_paths
+    from ingest.scan import scan
+    from kb.errors import InvalidInput
+
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
+    kb = open_kb_from_env()
+    bar = tqdm(total=len(scan(args.paths)), unit="file", file=sys.stderr, disable=None,
+               desc="ingest")
+    try:
+        report = ingest_paths(kb, args.paths, prune=args.prune,
+                              progress=lambda result: bar.update(result.status != "removed"))
+    finally:
+        bar.close()
+        kb.close()
+    if args.json:
+        print_json({"results": report.results, "counts": report.counts,
+                    "failed": report.failed, "seconds": round(report.seconds, 3)})
+    else:
+        rows = [(r.label, r.pages, r.chunks, r.path) for r in report.results]
+        print_table(("status", "pages", "chunks", "file"), rows)
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+        print(f"\n{len(report.results)} files in {report.seconds:.1f}s: {counts or 'nothing to do'}")
+    return 1 if report.failed else 0

@@ -1,0 +1,321 @@
+"""The ingest pipeline: scan, hash, diff, extract, chunk, embed, upload, commit, prune.
+
+Extraction runs ahead in a child process (with a time limit) and uploads run in a thread, so
+both overlap with embedding, which is the bottleneck. Chunks of several documents are embedded
+and written together; each document's record is committed only after its chunks and its upload,
+so an interrupted run leaves nothing that looks complete, and the next run finishes the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ingest.extractor import Extractor
+from ingest.scan import scan
+from kb.blobs import sha256_file
+from kb.chunking import chunk_pages, chunk_size_for
+from kb.errors import ExtractionError, InvalidInput, TooLarge, UnsupportedType
+from kb.extraction import kind_of
+from kb.pdf import plan_parts
+from kb.service import KnowledgeBase
+from kb.types import Chunk, Document, Extraction, FileResult, Part
+from kb.uploads import upload_document
+
+Progress = Callable[[FileResult], None]
+SKIP_REASONS = ("unsupported type", "empty file")
+_LOOKAHEAD = 4
+
+
+@dataclass
+class IngestReport:
+    results: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    embedded_chunks: int = 0
+    uploaded_files: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(r.status for r in self.results))
+
+    @property
+    def failed(self) -> int:
+        return sum(r.status == "failed" for r in self.results)
+
+
+@dataclass(frozen=True)
+class _Extracted:
+    extraction: Extraction
+    doc_id: str
+
+
+Outcome = FileResult | str | _Extracted  # a final status, a known doc id, or new content
+
+
+@dataclass
+class _Pending:
+    doc: Document
+    chunks: list[Chunk]
+    upload: Future[Document]
+    sources: list[tuple[str, list[Document]]]  # (source, versions it replaces)
+
+
+def ingest_paths(
+    kb: KnowledgeBase,
+    paths: Sequence[Path],
+    *,
+    prune: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest files and folders. With `prune`, documents that vanished from these roots go."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
+    files = scan(paths)
+    items = [(p, str(p.resolve())) for p in files]
+    report = _Run(kb, progress).run(items)
+    if prune:
+        roots = [p.resolve() for p in paths if p.is_dir()]
+        seen = {source for _, source in items}
+        report.results.extend(_prune(kb, roots, seen, progress))
+    return report
+
+
+def ingest_uploads(kb: KnowledgeBase, uploads: Sequence[tuple[Path, str]]) -> IngestReport:
+    """Ingest uploaded files: (temporary path, client filename); sources are `upload:<name>`."""
+    return _Run(kb, None).run([(path, f"upload:{name}") for path, name in uploads])
+
+
+def _prune(
+    kb: KnowledgeBase, roots: list[Path], seen: set[str], progress: Progress | None
+) -> Iterator[FileResult]:
+    prefixes = tuple(str(root) + os.sep for root in roots)
+    for doc in kb.index.documents():
+        gone = [s for s in doc.sources if s.startswith(prefixes) and s not in seen]
+        for source in gone:
+            result = FileResult(source, "removed", doc_id=doc.id)
+            _drop_source(kb, doc, source)
+            doc = dataclasses.replace(doc, sources=tuple(s for s in doc.sources if s != source))
+            if progress:
+                progress(result)
+            yield result
+
+
+def _drop_source(kb: KnowledgeBase, doc: Document, source: str) -> None:
+    rest = tuple(s for s in doc.sources if s != source)
+    if rest:
+        kb.index.commit(dataclasses.replace(doc, sources=rest))
+    else:
+        kb.remove(doc.id)
+
+
+class _Run:
+    def __init__(self, kb: KnowledgeBase, progress: Progress | None) -> None:
+        self.kb = kb
+        self.settings = kb.settings
+        self.progress = progress
+        self.report = IngestReport()
+        self.size = chunk_size_for(kb.embedder, self.settings.chunk_tokens)
+        self.overlap = min(self.settings.chunk_overlap, self.size // 2)
+        self.pending: list[_Pending] = []
+        self.pending_ids: dict[str, _Pending] = {}
+        self.uploads = ThreadPoolExecutor(2, thread_name_prefix="kb-upload")
+
+    def run(self, items: list[tuple[Path, str]]) -> IngestReport:
+        started = time.perf_counter()
+        by_source: dict[str, list[Document]] = {}
+        by_id: dict[str, Document] = {}
+        for doc in self.kb.index.documents():
+            by_id[doc.id] = doc
+            for source in doc.sources:
+                by_source.setdefault(source, []).append(doc)
+        try:
+            for path, source, outcome in self._extract_ahead(items, by_source, by_id):
+                self._handle(path, source, outcome, by_source, by_id)
+                if sum(len(p.chunks) for p in self.pending) >= self.settings.write_batch_size:
+                    self._flush()
+            self._flush()
+        finally:
+            self.uploads.shutdown(wait=True, cancel_futures=True)
+        order = {source: i for i, (_, source) in enumerate(items)}
+        self.report.results.sort(key=lambda r: order.get(r.path, len(order)))
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _extract_ahead(
+        self,
+        items: list[tuple[Path, str]],
+        by_source: dict[str, list[Document]],
+        by_id: dict[str, Document],
+    ) -> Iterator[tuple[Path, str, Outcome]]:
+        """Yield (path, source, outcome) in order; extraction runs ahead in a thread."""
+        out: queue.Queue[tuple[Path, str, Outcome] | None] = queue.Queue(_LOOKAHEAD)
+        stop = threading.Event()
+
+        def work() -> None:
+            with Extractor(self.settings.extract_timeout) as extractor:
+                for path, source in items:
+                    if stop.is_set():
+                        break
+                    out.put((path, source, self._prepare(extractor, path, source, by_id)))
+            out.put(None)
+
+        worker = threading.Thread(target=work, name="kb-extract", daemon=True)
+        worker.start()
+        try:
+            while (item := out.get()) is not None:
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a worker waiting on a full queue
+                try:
+                    out.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            worker.join()
+
+    def _prepare(
+        self,
+        extractor: Extractor,
+        path: Path,
+        source: str,
+        by_id: dict[str, Document],
+    ) -> Outcome:
+        if kind_of(path) is None:
+            return FileResult(source, "skipped", "unsupported type")
+        try:
+            size = path.stat().st_size
+            if size > self.settings.max_file_bytes:
+                limit = self.settings.max_file_bytes // (1024 * 1024)
+                return FileResult(source, "skipped", f"too large ({size:,} bytes > {limit} MB)")
+            doc_id = sha256_file(path)
+        except OSError as exc:
+            return FileResult(source, "failed", f"unreadable: {exc.strerror or exc}")
+        if doc_id in by_id:
+            return doc_id
+        try:
+            extraction = extractor.extract(path)
+        except ExtractionError as exc:
+            status = "skipped" if exc.reason in SKIP_REASONS else "failed"
+            return FileResult(source, status, exc.message, doc_id=doc_id)
+        self.kb.blobs.put_file(path, doc_id)
+        return _Extracted(dataclasses.replace(extraction, title=extraction.title or path.stem), doc_id)
+
+    def _handle(
+        self,
+        path: Path,
+        source: str,
+        outcome: Outcome,
+        by_source: dict[str, list[Document]],
+        by_id: dict[str, Document],
+    ) -> None:
+        if isinstance(outcome, FileResult):
+            self._record(outcome)
+            return
+        doc_id = outcome if isinstance(outcome, str) else outcome.doc_id
+        previous = [d for d in by_source.get(source, []) if d.id != doc_id]
+        if doc_id in self.pending_ids:  # same content twice in one run: one more source
+            p = self.pending_ids[doc_id]
+            p.doc = dataclasses.replace(p.doc, sources=(*p.doc.sources, source))
+            p.sources.append((source, previous))
+            return
+        if isinstance(outcome, str):  # content already in the index
+            doc = by_id[outcome]
+            if source in doc.sources:
+                self._record(FileResult(source, "unchanged", doc_id=doc.id, pages=doc.page_count,
+                                        chunks=doc.chunk_count))
+                return
+            doc = dataclasses.replace(doc, sources=(*doc.sources, source))
+            self.kb.index.commit(doc)
+            by_id[doc.id] = doc
+            for old in previous:
+                _drop_source(self.kb, old, source)
+            status = "updated" if previous else "added"
+            self._record(FileResult(source, status, f"same content as {doc.sources[0]}",
+                                    doc_id=doc.id, pages=doc.page_count, chunks=doc.chunk_count))
+            return
+        doc, chunks = self._build(doc_id, source, path, outcome.extraction)
+        upload = self.uploads.submit(upload_document, self.kb.files, self.kb.blobs, doc)
+        pending = _Pending(doc, chunks, upload, [(source, previous)])
+        self.pending.append(pending)
+        self.pending_ids[doc_id] = pending
+
+    def _build(
+        self, doc_id: str, source: str, path: Path, extraction: Extraction
+    ) -> tuple[Document, list[Chunk]]:
+        data_len = path.stat().st_size
+        parts: tuple[Part, ...] = (Part(0, 1, max(extraction.page_count, 1)),)
+        if extraction.kind == "pdf":
+            parts = plan_parts(
+                self.kb.blobs.read(doc_id),
+                extraction.page_count,
+                self.settings.max_request_pages,
+                self.settings.pdf_part_max_bytes,
+            )
+        chunks: list[Chunk] = []
+        for part in parts:
+            pages = [p for p in extraction.pages if part.page_start <= p.number <= part.page_end]
+            chunks += chunk_pages(doc_id, part.index, pages, self.kb.embedder.token_offsets,
+                                  self.size, self.overlap)
+        if not chunks:  # image-only PDFs and images: findable by title
+            chunks = [Chunk(doc_id, 0, 0, extraction.title, 1, 1, 0, 0)]
+        doc = Document(
+            id=doc_id,
+            title=extraction.title,
+            kind=extraction.kind,
+            mime_type=extraction.mime_type,
+            size_bytes=data_len,
+            page_count=extraction.page_count,
+            chunk_count=len(chunks),
+            sources=(source,),
+            parts=parts,
+            encrypted=extraction.encrypted,
+            notes=extraction.notes,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            embedding_model=self.kb.embedder.name,
+        )
+        return doc, chunks
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending, self.pending_ids = self.pending, [], {}
+        self.kb.index.delete_chunks_of([p.doc.id for p in batch])  # leftovers of a crashed run
+        chunks = [c for p in batch for c in p.chunks]
+        embeddings = self.kb.embedder.embed([c.text for c in chunks])
+        self.kb.index.add_chunks(chunks, embeddings)
+        self.report.embedded_chunks += len(chunks)
+        ready: list[tuple[_Pending, Document]] = []
+        for p in batch:
+            try:
+                uploaded = p.upload.result()
+            except (TooLarge, InvalidInput, UnsupportedType) as exc:
+                self.kb.index.delete_chunks(p.doc.id)
+                for source, _ in p.sources:
+                    self._record(FileResult(source, "failed", f"upload rejected: {exc}",
+                                            doc_id=p.doc.id))
+                continue
+            ready.append((p, dataclasses.replace(uploaded, sources=p.doc.sources)))
+            self.report.uploaded_files += len(uploaded.files)
+        self.kb.index.commit_many([doc for _, doc in ready])
+        for p, doc in ready:
+            for source, previous in p.sources:
+                for old in previous:
+                    _drop_source(self.kb, old, source)
+                status = "updated" if previous else "added"
+                self._record(FileResult(source, status, "; ".join(doc.notes), doc_id=doc.id,
+                                        pages=doc.page_count, chunks=doc.chunk_count))
+
+    def _record(self, result: FileResult) -> None:
+        self.report.results.append(result)
+        if self.progress:
+            self.progress(result)

@@ -1,0 +1,1 @@
+"""kb: a retrieval-augmented knowledge base."""

@@ -1,0 +1,88 @@
+"""The `kb` command. Core commands live in `kb/commands/`; stages add theirs through the
+`kb.commands` entry-point group, so importing `kb` never imports a stage.
+
+Each command module has `register(subparsers)`, which adds a parser and sets
+`func=handler(args) -> int`. Errors from the `kb.errors` tree become `kb: <message>` on stderr
+and the class's exit code; nothing else prints a stack trace unless `KB_DEBUG` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+from kb.errors import KBError
+
+CORE_COMMANDS = ("kb.commands.search", "kb.commands.docs", "kb.commands.ask", "kb.commands.files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="kb",
+        description="Ingest files once; search them; ask Claude with page citations.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in CORE_COMMANDS:
+        importlib.import_module(name).register(sub)
+    for ep in sorted(entry_points(group="kb.commands"), key=lambda e: e.name):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KBError as exc:
+        if os.environ.get("KB_DEBUG"):
+            raise
+        print(f"kb: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kb: interrupted", file=sys.stderr)
+        return 130
+
+
+def open_kb_from_env() -> Any:
+    """Settings from the environment, then the knowledge base (loads the model)."""
+    from kb.service import open_kb
+    from kb.settings import Settings
+
+    return open_kb(Settings.from_env())
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    json.dump(to_jsonable(value), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line.rstrip())
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""`kb search QUERY [-k N] [--mode M] [--json]`: documents ranked, with their best chunks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kb.cli import open_kb_from_env, print_json
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "search", help="rank documents for a query", description="Rank documents for a query."
+    )
+    parser.add_argument("query")
+    parser.add_argument("-k", type=int, default=None, help="number of documents (default 5)")
+    parser.add_argument("--mode", choices=("dense", "bm25", "hybrid"), default=None)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    kb = open_kb_from_env()
+    try:
+        hits = kb.retriever.search(args.query, k=args.k, mode=args.mode)
+    finally:
+        kb.close()
+    if args.json:
+        print_json(
+            [
+                {
+                    "id": h.document.id,
+                    "title": h.document.title,
+                    "source": h.document.source,
+                    "score": round(h.score, 4),
+                    "chunks": [
+                        {"text": c.chunk.text, "page_start": c.chunk.page_start,
+                         "page_end": c.chunk.page_end, "score": round(c.score, 4)}
+                        for c in h.chunks
+                    ],
+                }
+                for h in hits
+            ]
+        )
+        return 0
+    if not hits:
+        print("no documents match")
+    for rank, hit in enumerate(hits, 1):
+        doc = hit.document
+        print(f"{rank}. {doc.title}  [{hit.score:.3f}]  {doc.source}  ({doc.id[:12]})")
+        for c in hit.chunks:
+            pages = _pages(c.chunk.page_start, c.chunk.page_end)
+            text = " ".join(c.chunk.text.split())
+            print(f"   {pages}: {text[:200]}{'…' if len(text) > 200 else ''}")
+    return 0
+
+
+def _pages(start: int, end: int) -> str:
+    return f"p. {start}" if start == end else f"pp. {start}-{end}"

@@ -1,0 +1,93 @@
+"""File stores: where originals go so that Claude can be sent a `file_id` instead of bytes.
+
+`FileStore` is the narrow protocol; `LocalFileStore` is the offline default (content-addressed
+copies under the data dir). The Anthropic Files API implementation lives in
+`kb/anthropic_files.py` and slots in unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from kb.errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    file_id: str
+    filename: str
+    mime_type: str
+    size_bytes: int
+    created_at: str = ""
+
+
+def remote_filename(doc_id: str, part: int, name: str) -> str:
+    """The name a part is stored under: a content-hash prefix that finds retried uploads."""
+    return f"kb-{doc_id[:32]}-p{part}-{name}"
+
+
+class FileStore(Protocol):
+    name: str  # "local" or "anthropic"
+
+    def upload(self, doc_id: str, part: int, filename: str, mime_type: str, data: bytes) -> str:
+        """Store one part and return its file_id. Idempotent: an earlier (possibly crashed)
+        upload of the same doc_id/part is found and its id returned instead of a second copy."""
+        ...
+
+    def exists(self, file_id: str) -> bool: ...
+
+    def delete(self, file_id: str) -> None:
+        """Remove a file; a file that is already gone is not an error."""
+        ...
+
+    def list(self) -> Iterator[StoredFile]:
+        """Every file this store holds under kb's prefix."""
+        ...
+
+
+class LocalFileStore:
+    """The offline default: parts are kept as files under the data dir; ids are `local-...`."""
+
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, file_id: str) -> Path:
+        if not file_id.startswith("local-") or "/" in file_id or ".." in file_id:
+            raise NotFound(f"file {file_id} is not a local file")
+        return self.root / file_id
+
+    def upload(self, doc_id: str, part: int, filename: str, mime_type: str, data: bytes) -> str:
+        file_id = f"local-{doc_id[:32]}-p{part}"
+        path = self._path(file_id)
+        if not path.is_file():
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+            path.with_suffix(".meta").write_text(f"{remote_filename(doc_id, part, filename)}\n"
+                                                 f"{mime_type}\n")
+        return file_id
+
+    def exists(self, file_id: str) -> bool:
+        return self._path(file_id).is_file()
+
+    def delete(self, file_id: str) -> None:
+        path = self._path(file_id)
+        path.unlink(missing_ok=True)
+        path.with_suffix(".meta").unlink(missing_ok=True)
+
+    def list(self) -> Iterator[StoredFile]:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.glob("local-*")):
+            if path.suffix:
+                continue
+            meta = path.with_suffix(".meta")
+            filename, mime_type = (meta.read_text().splitlines() + ["", ""])[:2]
+            yield StoredFile(path.name, filename, mime_type, path.stat().st_size)

@@ -1,0 +1,67 @@
+"""`kb ingest`, `kb search` and `kb docs` through the real command entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kb.cli import main
+from tests.pdfs import make_pdf
+
+
+@pytest.fixture
+def env(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "kbdata"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setattr("kb.service.load_embedder", lambda settings: embedder)
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "garden.md").write_text("# Garden\n\nWater tomatoes at dawn, never at noon.\n")
+    make_pdf(root / "boat.pdf", ["Boat manual.", "Check the bilge pump every spring."])
+    return root
+
+
+def test_ingest_json_summary_and_exit_codes(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", str(env), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counts"] == {"added": 2}
+    assert {Path(r["path"]).name for r in summary["results"]} == {"garden.md", "boat.pdf"}
+
+    (env / "bad.txt").write_bytes(b"\xff\xfe\xfa not utf-8")
+    assert main(["ingest", str(env)]) == 1
+    out = capsys.readouterr().out
+    assert "failed: " in out and "unchanged" in out
+
+    assert main(["ingest", str(env / "missing")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_usage_error_exits_2(env: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest"])
+    assert exc.value.code == 2
+
+
+def test_search_and_docs(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["ingest", str(env), "--json"])
+    capsys.readouterr()
+
+    assert main(["search", "when should I check the bilge pump", "-k", "1", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["source"].endswith("boat.pdf")
+    assert hits[0]["chunks"][0]["page_end"] >= 2
+
+    assert main(["docs", "list", "--json"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert len(docs) == 2
+    doc_id = next(d["id"] for d in docs if d["sources"][0].endswith("garden.md"))
+
+    assert main(["docs", "show", doc_id[:10]]) == 0
+    assert "garden.md" in capsys.readouterr().out
+    assert main(["docs", "rm", doc_id[:10]]) == 0
+    capsys.readouterr()
+    assert main(["docs", "show", doc_id]) == 1
+    assert "no document" in capsys.readouterr().err
