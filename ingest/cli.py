@@ -36,20 +36,33 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
     kb = open_kb_from_env()
-    bar = tqdm(total=len(scan(args.paths)), unit="file", file=sys.stderr, disable=None,
-               desc="ingest")
+    bar = tqdm(
+        total=len(scan(args.paths)), unit="file", file=sys.stderr, disable=None, desc="ingest"
+    )
     try:
-        report = ingest_paths(kb, args.paths, prune=args.prune,
-                              progress=lambda result: bar.update(result.status != "removed"))
+        report = ingest_paths(
+            kb,
+            args.paths,
+            prune=args.prune,
+            progress=lambda result: bar.update(result.status != "removed"),
+        )
     finally:
         bar.close()
         kb.close()
     if args.json:
-        print_json({"results": report.results, "counts": report.counts,
-                    "failed": report.failed, "seconds": round(report.seconds, 3)})
+        print_json(
+            {
+                "results": report.results,
+                "counts": report.counts,
+                "failed": report.failed,
+                "seconds": round(report.seconds, 3),
+            }
+        )
     else:
         rows = [(r.label, r.pages, r.chunks, r.path) for r in report.results]
         print_table(("status", "pages", "chunks", "file"), rows)
         counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
-        print(f"\n{len(report.results)} files in {report.seconds:.1f}s: {counts or 'nothing to do'}")
+        print(
+            f"\n{len(report.results)} files in {report.seconds:.1f}s: {counts or 'nothing to do'}"
+        )
     return 1 if report.failed else 0

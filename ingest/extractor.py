@@ -1,88 +1,129 @@
 """Extraction in a child process, with a time limit per file.
 
 A file that hangs or crashes the PDF parser costs its own status (`failed: timed out ...`),
-never the run: the child is killed and a fresh one takes the next file.
+never the run: the child is killed and a fresh one takes the next file. The child is a plain
+`python -m ingest.extractor` (not multiprocessing), so it never re-runs the caller's script.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-from multiprocessing.connection import Connection
+import pickle
+import select
+import struct
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from kb.errors import ExtractionError
 from kb.types import Extraction
 
+_HEADER = struct.Struct("!I")
 
-def _serve(conn: Connection) -> None:
+
+def _send(stream: IO[bytes], value: Any) -> None:
+    data = pickle.dumps(value)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        block = stream.read(size - len(data))
+        if not block:
+            raise EOFError
+        data += block
+    return data
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    (size,) = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
+    return pickle.loads(_read_exactly(stream, size))
+
+
+def serve() -> None:
+    """The child: read paths on stdin, answer (ok, Extraction | (reason, message)) on stdout."""
     from kb.extraction import extract
 
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # stray prints from parsers must not corrupt the channel
     while True:
         try:
-            path = conn.recv()
+            path = _receive(requests)
         except EOFError:
             return
         try:
-            conn.send((True, extract(Path(path))))
+            _send(replies, (True, extract(Path(path))))
         except ExtractionError as exc:
-            conn.send((False, (exc.reason, exc.message)))
-        except Exception as exc:  # noqa: BLE001 - any parser failure is this file's failure
-            conn.send((False, ("unreadable", f"{type(exc).__name__}: {exc}")))
+            _send(replies, (False, (exc.reason, exc.message)))
+        except Exception as exc:  # any parser failure is this file's failure
+            _send(replies, (False, ("unreadable", f"unreadable: {type(exc).__name__}: {exc}")))
 
 
 class Extractor:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self._ctx = mp.get_context("spawn")
-        self._proc: Any = None
-        self._conn: Connection | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
-    def _start(self) -> Connection:
-        parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
-        self._proc.start()
-        child.close()
-        self._conn = parent
-        return parent
+    def _start(self) -> subprocess.Popen[bytes]:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.extractor"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        return self._proc
 
     def _kill(self) -> None:
         if self._proc is not None:
             self._proc.kill()
-            self._proc.join(5)
-        if self._conn is not None:
-            self._conn.close()
-        self._proc = self._conn = None
+            self._proc.wait()
+            for stream in (self._proc.stdin, self._proc.stdout):
+                if stream is not None:
+                    stream.close()
+        self._proc = None
 
     def extract(self, path: Path) -> Extraction:
-        conn = self._conn or self._start()
-        conn.send(str(path))
+        proc = self._proc or self._start()
+        assert proc.stdin is not None and proc.stdout is not None
         try:
-            if not conn.poll(self.timeout):
+            _send(proc.stdin, str(path))
+            ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
+            if not ready:
                 self._kill()
                 raise ExtractionError(
                     "timed out", f"timed out: extraction took longer than {self.timeout:g}s"
                 )
-            ok, value = conn.recv()
-        except (EOFError, OSError):
+            ok, value = _receive(proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
             self._kill()
             raise ExtractionError("crashed", "the extractor crashed on this file") from None
         if ok:
-            return value  # type: ignore[no-any-return]
+            return value
         reason, message = value
         raise ExtractionError(reason, message)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self._proc is not None:
-            self._proc.join(5)
-            if self._proc.is_alive():
-                self._proc.kill()
-        self._proc = self._conn = None
+        if self._proc is None:
+            return
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._proc = None
 
     def __enter__(self) -> Extractor:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+if __name__ == "__main__":
+    serve()

@@ -8,6 +8,7 @@ so an interrupted run leaves nothing that looks complete, and the next run finis
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ingest.extractor import Extractor
 from ingest.scan import scan
@@ -28,7 +29,7 @@ from kb.errors import ExtractionError, InvalidInput, TooLarge, UnsupportedType
 from kb.extraction import kind_of
 from kb.pdf import plan_parts
 from kb.service import KnowledgeBase
-from kb.types import Chunk, Document, Extraction, FileResult, Part
+from kb.types import Chunk, Document, Extraction, FileResult, FileStatus, Part
 from kb.uploads import upload_document
 
 Progress = Callable[[FileResult], None]
@@ -91,7 +92,9 @@ def ingest_paths(
 
 
 def ingest_uploads(kb: KnowledgeBase, uploads: Sequence[tuple[Path, str]]) -> IngestReport:
-    """Ingest uploaded files: (temporary path, client filename); sources are `upload:<name>`."""
+    """Ingest uploaded files: (temporary path, client filename); sources are `upload:<name>`.
+
+    The temporary file keeps the client's extension: it decides the type with the content."""
     return _Run(kb, None).run([(path, f"upload:{name}") for path, name in uploads])
 
 
@@ -177,10 +180,8 @@ class _Run:
         finally:
             stop.set()
             while worker.is_alive():  # unblock a worker waiting on a full queue
-                try:
+                with contextlib.suppress(queue.Empty):
                     out.get(timeout=0.1)
-                except queue.Empty:
-                    pass
             worker.join()
 
     def _prepare(
@@ -205,10 +206,13 @@ class _Run:
         try:
             extraction = extractor.extract(path)
         except ExtractionError as exc:
-            status = "skipped" if exc.reason in SKIP_REASONS else "failed"
+            status: FileStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
             return FileResult(source, status, exc.message, doc_id=doc_id)
         self.kb.blobs.put_file(path, doc_id)
-        return _Extracted(dataclasses.replace(extraction, title=extraction.title or path.stem), doc_id)
+        title = extraction.title
+        if not title or title == path.stem:  # a file name, not a real title: the user's name
+            title = PurePath(source.removeprefix("upload:")).stem
+        return _Extracted(dataclasses.replace(extraction, title=title), doc_id)
 
     def _handle(
         self,
@@ -231,17 +235,32 @@ class _Run:
         if isinstance(outcome, str):  # content already in the index
             doc = by_id[outcome]
             if source in doc.sources:
-                self._record(FileResult(source, "unchanged", doc_id=doc.id, pages=doc.page_count,
-                                        chunks=doc.chunk_count))
+                self._record(
+                    FileResult(
+                        source,
+                        "unchanged",
+                        doc_id=doc.id,
+                        pages=doc.page_count,
+                        chunks=doc.chunk_count,
+                    )
+                )
                 return
             doc = dataclasses.replace(doc, sources=(*doc.sources, source))
             self.kb.index.commit(doc)
             by_id[doc.id] = doc
             for old in previous:
                 _drop_source(self.kb, old, source)
-            status = "updated" if previous else "added"
-            self._record(FileResult(source, status, f"same content as {doc.sources[0]}",
-                                    doc_id=doc.id, pages=doc.page_count, chunks=doc.chunk_count))
+            status: FileStatus = "updated" if previous else "added"
+            self._record(
+                FileResult(
+                    source,
+                    status,
+                    f"same content as {doc.sources[0]}",
+                    doc_id=doc.id,
+                    pages=doc.page_count,
+                    chunks=doc.chunk_count,
+                )
+            )
             return
         doc, chunks = self._build(doc_id, source, path, outcome.extraction)
         upload = self.uploads.submit(upload_document, self.kb.files, self.kb.blobs, doc)
@@ -264,8 +283,9 @@ class _Run:
         chunks: list[Chunk] = []
         for part in parts:
             pages = [p for p in extraction.pages if part.page_start <= p.number <= part.page_end]
-            chunks += chunk_pages(doc_id, part.index, pages, self.kb.embedder.token_offsets,
-                                  self.size, self.overlap)
+            chunks += chunk_pages(
+                doc_id, part.index, pages, self.kb.embedder.token_offsets, self.size, self.overlap
+            )
         if not chunks:  # image-only PDFs and images: findable by title
             chunks = [Chunk(doc_id, 0, 0, extraction.title, 1, 1, 0, 0)]
         doc = Document(
@@ -301,8 +321,9 @@ class _Run:
             except (TooLarge, InvalidInput, UnsupportedType) as exc:
                 self.kb.index.delete_chunks(p.doc.id)
                 for source, _ in p.sources:
-                    self._record(FileResult(source, "failed", f"upload rejected: {exc}",
-                                            doc_id=p.doc.id))
+                    self._record(
+                        FileResult(source, "failed", f"upload rejected: {exc}", doc_id=p.doc.id)
+                    )
                 continue
             ready.append((p, dataclasses.replace(uploaded, sources=p.doc.sources)))
             self.report.uploaded_files += len(uploaded.files)
@@ -311,9 +332,17 @@ class _Run:
             for source, previous in p.sources:
                 for old in previous:
                     _drop_source(self.kb, old, source)
-                status = "updated" if previous else "added"
-                self._record(FileResult(source, status, "; ".join(doc.notes), doc_id=doc.id,
-                                        pages=doc.page_count, chunks=doc.chunk_count))
+                status: FileStatus = "updated" if previous else "added"
+                self._record(
+                    FileResult(
+                        source,
+                        status,
+                        "; ".join(doc.notes),
+                        doc_id=doc.id,
+                        pages=doc.page_count,
+                        chunks=doc.chunk_count,
+                    )
+                )
 
     def _record(self, result: FileResult) -> None:
         self.report.results.append(result)

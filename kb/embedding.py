@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kb.errors import ConfigError
 from kb.settings import DEFAULT_MODEL
@@ -37,6 +38,9 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+_LOCK_STEP = 16  # texts encoded per hold of the model lock
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded once, safe to share between threads."""
 
@@ -49,24 +53,45 @@ class SentenceTransformerEmbedder:
         hf_logging.disable_progress_bar()
 
         try:
-            self._model: Any = SentenceTransformer(resolve_model_path(name), device="cpu")
-        except Exception as exc:  # noqa: BLE001 - any loader failure is a configuration problem
+            model = SentenceTransformer(resolve_model_path(name), device="cpu")
+        except Exception as exc:
             raise ConfigError(f"cannot load embedding model {name!r}: {exc}") from exc
         self.name = name
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length)
+        dimension, max_tokens = model.get_embedding_dimension(), model.max_seq_length
+        if not dimension or not max_tokens:
+            raise ConfigError(f"embedding model {name!r} reports no dimension or length")
+        self._model = model
+        self.dimension: int = dimension
+        self.max_tokens: int = max_tokens
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            return self._model.encode(  # type: ignore[no-any-return]
-                list(texts),
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        """The lock is held for a few texts at a time, so a query never waits out a bulk ingest."""
+        items = list(texts)
+        if len(items) <= min(self._batch_size, _LOCK_STEP):
+            with self._lock:
+                return self._encode(items)
+        import numpy as np
+
+        order = sorted(range(len(items)), key=lambda i: -len(items[i]))  # less padding
+        out = np.empty((len(items), self.dimension), dtype=np.float32)
+        step = min(self._batch_size, _LOCK_STEP)
+        for start in range(0, len(order), step):
+            batch = order[start : start + step]
+            with self._lock:
+                out[batch] = self._encode([items[i] for i in batch])
+            time.sleep(0)  # let a waiting caller take the lock between batches
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(
+            texts,
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         encoded = self._model.tokenizer(

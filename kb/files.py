@@ -70,8 +70,9 @@ class LocalFileStore:
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
-            path.with_suffix(".meta").write_text(f"{remote_filename(doc_id, part, filename)}\n"
-                                                 f"{mime_type}\n")
+            path.with_suffix(".meta").write_text(
+                f"{remote_filename(doc_id, part, filename)}\n{mime_type}\n"
+            )
         return file_id
 
     def exists(self, file_id: str) -> bool:
@@ -89,5 +90,5 @@ class LocalFileStore:
             if path.suffix:
                 continue
             meta = path.with_suffix(".meta")
-            filename, mime_type = (meta.read_text().splitlines() + ["", ""])[:2]
+            filename, mime_type = ([*meta.read_text().splitlines(), "", ""])[:2]
             yield StoredFile(path.name, filename, mime_type, path.stat().st_size)

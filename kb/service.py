@@ -62,7 +62,12 @@ def open_kb(
     retriever = Retriever(index, embedder, settings)
     if not settings.online:
         return KnowledgeBase(
-            settings, embedder, index, blobs, LocalFileStore(settings.data_dir / "files"), retriever,
+            settings,
+            embedder,
+            index,
+            blobs,
+            LocalFileStore(settings.data_dir / "files"),
+            retriever,
             ExtractiveAnswerer(settings),
         )
     from kb.anthropic_files import AnthropicFileStore, make_client

@@ -33,7 +33,8 @@ def upload_document(files: FileStore, blobs: BlobStore, doc: Document) -> Docume
         payload = data
         if doc.kind == "pdf":
             payload = part_bytes(data, part, page_count=doc.page_count, encrypted=doc.encrypted)
-        file_id = files.upload(doc.id, part.index, part_filename(doc, part.index),
-                               doc.mime_type, payload)
+        file_id = files.upload(
+            doc.id, part.index, part_filename(doc, part.index), doc.mime_type, payload
+        )
         remote.append(RemoteFile(file_id, part.index, part.page_start, part.page_end))
     return dataclasses.replace(doc, files=tuple(remote), file_store=files.name)

@@ -33,7 +33,7 @@ def resolve(kb: Any, prefix: str) -> Document:
         raise InvalidInput(f"document id {prefix!r} is too short: give at least 6 characters")
     doc = kb.index.get(prefix)
     if doc is not None:
-        return doc  # type: ignore[no-any-return]
+        return doc
     matches = [d for d in kb.index.documents() if d.id.startswith(prefix)]
     if len(matches) > 1:
         raise InvalidInput(f"document id {prefix!r} is ambiguous ({len(matches)} match)")
@@ -66,8 +66,10 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(doc)
         return 0
-    print(f"{doc.title}\n  id: {doc.id}\n  kind: {doc.kind} ({doc.mime_type}), "
-          f"{doc.size_bytes:,} bytes, {doc.page_count} pages, {doc.chunk_count} chunks")
+    print(
+        f"{doc.title}\n  id: {doc.id}\n  kind: {doc.kind} ({doc.mime_type}), "
+        f"{doc.size_bytes:,} bytes, {doc.page_count} pages, {doc.chunk_count} chunks"
+    )
     for source in doc.sources:
         print(f"  source: {source}")
     for f in doc.files:

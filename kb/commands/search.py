@@ -34,8 +34,12 @@ def run(args: argparse.Namespace) -> int:
                     "source": h.document.source,
                     "score": round(h.score, 4),
                     "chunks": [
-                        {"text": c.chunk.text, "page_start": c.chunk.page_start,
-                         "page_end": c.chunk.page_end, "score": round(c.score, 4)}
+                        {
+                            "text": c.chunk.text,
+                            "page_start": c.chunk.page_start,
+                            "page_end": c.chunk.page_end,
+                            "score": round(c.score, 4),
+                        }
                         for c in h.chunks
                     ],
                 }

@@ -116,8 +116,11 @@ def test_bad_files_get_a_status_and_never_stop_the_batch(knowledge_base, tmp_pat
     (root / "data.xlsx").write_bytes(b"PK\x03\x04 not really")
     (root / "broken.pdf").write_bytes(b"%PDF-1.4\n this is not a pdf at all")
     make_pdf(root / "locked.pdf", ["Secret numbers."], user_password="hunter2")
-    make_pdf(root / "open-encrypted.pdf", ["Quarterly figures for the fleet."],
-             empty_password_encrypt=True)
+    make_pdf(
+        root / "open-encrypted.pdf",
+        ["Quarterly figures for the fleet."],
+        empty_password_encrypt=True,
+    )
     make_image_only_pdf(root / "scan.pdf", 2)
     make_png(root / "chart.png")
     (root / "chart.png.txt").write_text("Bar chart of lighthouse visitors per year.")
@@ -163,12 +166,14 @@ def test_interrupted_run_leaves_nothing_complete_and_resumes(
 
 
 def test_uploads_are_sources_of_their_own(knowledge_base, tmp_path: Path) -> None:
-    upload = tmp_path / "tmp-upload-1"
+    upload = tmp_path / "000-tides.md"
     upload.write_text("Uploaded note on harbour tides.\n")
     report = ingest_uploads(knowledge_base, [(upload, "tides.md")])
     assert report.results[0].path == "upload:tides.md"
     assert report.results[0].status == "added"
-    assert knowledge_base.index.documents()[0].sources == ("upload:tides.md",)
+    doc = knowledge_base.index.documents()[0]
+    assert doc.sources == ("upload:tides.md",)
+    assert doc.title == "tides"
 
 
 def test_missing_path_is_a_usage_error(knowledge_base, tmp_path: Path) -> None:

@@ -27,9 +27,11 @@ def test_every_real_pdf_gets_a_status(knowledge_base) -> None:
         if "encrypted_open_with_empty" in row["categories"] and result.status == "added":
             assert knowledge_base.index.get(result.doc_id).encrypted
 
-    readable = [r for r in report.results if r.status == "added" and r.chunks > 1]
-    assert len(readable) >= 30
-    for result in readable[:10]:
+    with_text = [r for r in report.results if r.status == "added" and "image-only" not in r.reason]
+    assert len(with_text) >= 40
+    assert report.counts["failed"] >= 8  # the ones that need a password, and a broken one
+    distinct = [r for r in with_text if r.chunks > 1]  # many tiny files share one sentence
+    for result in distinct[:10]:
         first = knowledge_base.index.chunks(result.doc_id)[0]
         query = " ".join(first.text.split()[:12])
         hits = knowledge_base.retriever.search(query, k=5, mode="dense")
