@@ -1,0 +1,151 @@
+"""PDF handling with pypdf: opening (empty-password decryption), splitting into upload parts.
+
+The Files API takes no encrypted PDFs and limits pages and bytes per request, so a document is
+uploaded as one or more `Part`s: contiguous page ranges in the original numbering. A document
+within both limits is one part, uploaded as the original bytes (or a decrypted copy).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from typing import TYPE_CHECKING
+
+from kb.errors import ExtractionError, InvalidInput
+from kb.types import Part
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader, PdfWriter
+
+
+def open_pdf(data: bytes) -> tuple[PdfReader, bool]:
+    """A reader ready for page access, and whether the file was encrypted.
+
+    An encrypted file that opens with the empty password is decrypted; one that needs a password
+    raises `ExtractionError("encrypted")`; an unreadable one `ExtractionError("malformed PDF: ..")`.
+    """
+    from pypdf import PasswordType, PdfReader
+    from pypdf.errors import DependencyError
+
+    _quiet()
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        encrypted = bool(reader.is_encrypted)
+    except DependencyError as exc:
+        raise _needs_crypto(exc) from exc
+    except Exception as exc:  # pypdf raises many types for broken files
+        raise ExtractionError(f"malformed PDF: {short_error(exc)}") from exc
+    if encrypted:
+        try:
+            result = reader.decrypt("")
+        except DependencyError as exc:
+            raise _needs_crypto(exc) from exc
+        except Exception as exc:  # a broken security handler
+            raise ExtractionError("encrypted", f"cannot decrypt: {short_error(exc)}") from exc
+        if result == PasswordType.NOT_DECRYPTED:
+            raise ExtractionError("encrypted", "the PDF is encrypted and needs a password")
+    return reader, encrypted
+
+
+def page_count(data: bytes) -> int:
+    reader, _ = open_pdf(data)
+    try:
+        return len(reader.pages)
+    except Exception as exc:
+        raise ExtractionError(f"malformed PDF: {short_error(exc)}") from exc
+
+
+def plan_parts(data: bytes, page_count: int, max_pages: int, max_bytes: int) -> tuple[Part, ...]:
+    """Page ranges of at most `max_pages` whose written size fits `max_bytes`.
+
+    A range over the byte limit is halved until it fits; a single page over it stays alone.
+    """
+    if page_count < 1 or max_pages < 1 or max_bytes < 1:
+        raise InvalidInput(
+            f"cannot plan parts: page_count={page_count}, max_pages={max_pages}, "
+            f"max_bytes={max_bytes} must all be positive"
+        )
+    if page_count <= max_pages and len(data) <= max_bytes:
+        return (Part(0, 1, page_count),)
+    reader, _ = open_pdf(data)
+    ranges: list[tuple[int, int]] = []
+    pending = [(s, min(s + max_pages - 1, page_count)) for s in range(1, page_count + 1, max_pages)]
+    pending.reverse()
+    while pending:
+        start, end = pending.pop()
+        if start == end or len(_write_pages(reader, start, end)) <= max_bytes:
+            ranges.append((start, end))
+            continue
+        middle = (start + end) // 2
+        pending.extend([(middle + 1, end), (start, middle)])  # popped in page order
+    return tuple(Part(i, start, end) for i, (start, end) in enumerate(ranges))
+
+
+def part_bytes(data: bytes, part: Part, *, page_count: int, encrypted: bool) -> bytes:
+    """The bytes to upload for one part of a PDF.
+
+    The whole document unencrypted is the original bytes untouched; the whole document
+    encrypted is a decrypted copy; a page range is a new PDF of those pages, unencrypted.
+    """
+    if not 1 <= part.page_start <= part.page_end <= page_count:
+        raise InvalidInput(
+            f"part {part.index} (pages {part.page_start}-{part.page_end}) "
+            f"is outside a {page_count}-page document"
+        )
+    whole = part.page_start == 1 and part.page_end == page_count
+    if whole and not encrypted:
+        return data
+    if whole:
+        return decrypted_copy(data)
+    reader, _ = open_pdf(data)
+    return _write_pages(reader, part.page_start, part.page_end)
+
+
+def decrypted_copy(data: bytes) -> bytes:
+    """The whole PDF written again by pypdf without encryption (outline and metadata kept)."""
+    from pypdf import PdfWriter
+
+    reader, _ = open_pdf(data)
+    try:
+        writer = PdfWriter(clone_from=reader)
+        return _to_bytes(writer)
+    except Exception as exc:
+        raise ExtractionError(f"malformed PDF: cannot rewrite: {short_error(exc)}") from exc
+
+
+def short_error(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:120]
+
+
+def _write_pages(reader: PdfReader, start: int, end: int) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    try:
+        for index in range(start - 1, end):
+            writer.add_page(reader.pages[index])
+        return _to_bytes(writer)
+    except Exception as exc:
+        raise ExtractionError(
+            f"malformed PDF: cannot write pages {start}-{end}: {short_error(exc)}"
+        ) from exc
+
+
+def _to_bytes(writer: PdfWriter) -> bytes:
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def _needs_crypto(exc: BaseException) -> ExtractionError:
+    return ExtractionError(
+        "encrypted", f"decrypting this PDF needs the cryptography package: {short_error(exc)}"
+    )
+
+
+def _quiet() -> None:
+    """pypdf reports damage through its logger and `warnings`; users should not see either."""
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="pypdf")
