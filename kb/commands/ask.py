@@ -1,0 +1,91 @@
+"""`kb ask QUESTION [--json] [--stream] [-k N]`: an answer with citations to original pages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kb.cli import open_kb_from_env, print_json
+from kb.types import Answer, AnswerDone, Citation, CitationDelta, TextDelta
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "ask",
+        help="answer a question from the knowledge base",
+        description="Answer a question from the knowledge base, citing pages. Without "
+        "ANTHROPIC_API_KEY no model is called: the best passages are shown instead.",
+    )
+    parser.add_argument("question")
+    parser.add_argument("-k", type=int, default=None, help="documents to retrieve (default 5)")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.add_argument("--stream", action="store_true", help="print text as it arrives")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kb.errors import InvalidInput
+
+    question = args.question.strip()
+    if not question:
+        raise InvalidInput("the question is empty")
+    kb = open_kb_from_env()
+    try:
+        hits = kb.retriever.search(question, k=args.k)
+        if args.stream and not args.json:
+            answer = _stream(kb.answerer.stream(question, hits))
+        else:
+            answer = kb.answerer.answer(question, hits)
+            if args.json:
+                print_json(answer)
+                return 0
+            print(answer.text)
+    finally:
+        kb.close()
+    _footer(answer)
+    return 0
+
+
+def _stream(events: Any) -> Answer:
+    answer = None
+    for event in events:
+        if isinstance(event, TextDelta):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, CitationDelta):
+            continue
+        elif isinstance(event, AnswerDone):
+            answer = event.answer
+    print()
+    assert answer is not None, "an answer stream ends with AnswerDone"
+    return answer
+
+
+def where(citation: Citation) -> str:
+    if citation.page_start is not None:
+        if citation.page_start == citation.page_end:
+            return f"p. {citation.page_start}"
+        return f"pp. {citation.page_start}-{citation.page_end}"
+    if citation.char_start is not None:
+        return f"chars {citation.char_start}-{citation.char_end}"
+    return ""
+
+
+def _footer(answer: Answer) -> None:
+    if answer.citations:
+        print("\nSources:")
+        for n, c in enumerate(answer.citations, 1):
+            quote = " ".join(c.cited_text.split())
+            quote = quote[:160] + ("…" if len(quote) > 160 else "")
+            print(f'  [{n}] {c.title}, {where(c)} ({c.source}): "{quote}"')
+    u = answer.usage
+    if answer.answered_by == "claude" and answer.model:
+        cost = f", ~${u.cost_usd:.4f}" if u.cost_usd is not None else ""
+        print(
+            f"\n{answer.model}: {u.input_tokens} in, {u.output_tokens} out, cache "
+            f"{u.cache_read_tokens} read / {u.cache_write_tokens} written{cost}",
+            file=sys.stderr,
+        )
+    if answer.notice:
+        print(f"\nNote: {answer.notice}", file=sys.stderr)

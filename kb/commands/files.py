@@ -1,0 +1,107 @@
+"""`kb files list | gc [--dry-run] | sync`: the originals in the configured file store."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kb.cli import open_kb_from_env, print_json, print_table
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "files", help="manage uploaded originals", description="Manage uploaded originals."
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="files in the store under kb's prefix")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=run_list)
+    gc = actions.add_parser("gc", help="delete stored files that no document references")
+    gc.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
+    gc.set_defaults(func=run_gc)
+    sync = actions.add_parser(
+        "sync", help="upload originals of documents that have no file in the current store"
+    )
+    sync.set_defaults(func=run_sync)
+
+
+def referenced_ids(kb: Any) -> set[str]:
+    return {f.file_id for doc in kb.index.documents() for f in doc.files}
+
+
+def run_list(args: argparse.Namespace) -> int:
+    kb = open_kb_from_env()
+    try:
+        stored = list(kb.files.list())
+        used = referenced_ids(kb)
+    finally:
+        kb.close()
+    if args.json:
+        print_json([{**vars_of(s), "referenced": s.file_id in used} for s in stored])
+        return 0
+    rows = [
+        (s.file_id, s.filename, s.mime_type, s.size_bytes, "yes" if s.file_id in used else "no")
+        for s in stored
+    ]
+    print_table(("FILE ID", "NAME", "TYPE", "BYTES", "USED"), rows)
+    print(f"{len(stored)} file(s) in the {kb.files.name} store")
+    return 0
+
+
+def vars_of(stored: Any) -> dict[str, Any]:
+    return {
+        "file_id": stored.file_id,
+        "filename": stored.filename,
+        "mime_type": stored.mime_type,
+        "size_bytes": stored.size_bytes,
+        "created_at": stored.created_at,
+    }
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    kb = open_kb_from_env()
+    try:
+        orphans = collect_garbage(kb, dry_run=args.dry_run)
+    finally:
+        kb.close()
+    verb = "would delete" if args.dry_run else "deleted"
+    for s in orphans:
+        print(f"{verb} {s.file_id}  {s.filename}")
+    print(f"{verb} {len(orphans)} unreferenced file(s)")
+    return 0
+
+
+def collect_garbage(kb: Any, *, dry_run: bool = False) -> list[Any]:
+    """Files under kb's prefix that no committed document references; deleted unless dry."""
+    used = referenced_ids(kb)
+    orphans = [s for s in kb.files.list() if s.file_id not in used]
+    if not dry_run:
+        for s in orphans:
+            kb.files.delete(s.file_id)
+    return orphans
+
+
+def sync_documents(kb: Any) -> list[Any]:
+    """Upload every document whose files are not in the current store; return those docs."""
+    from kb.uploads import upload_document
+
+    done = []
+    for doc in kb.index.documents():
+        if doc.file_store == kb.files.name and len(doc.files) == len(doc.parts):
+            continue
+        new_doc = upload_document(kb.files, kb.blobs, doc)
+        kb.index.commit(new_doc)
+        done.append(new_doc)
+    return done
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    kb = open_kb_from_env()
+    try:
+        done = sync_documents(kb)
+    finally:
+        kb.close()
+    for doc in done:
+        print(f"uploaded {doc.title} ({doc.id[:12]}): {len(doc.files)} file(s)")
+    print(f"{len(done)} document(s) uploaded to the {kb.files.name} store")
+    return 0

@@ -1,0 +1,73 @@
+"""`kb files sync|gc|list` and `kb ask` against the stand-in, through the real CLI entry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.pipeline import ingest_paths
+from kb.cli import main
+from kb.commands.files import collect_garbage, sync_documents
+from kb.service import open_kb
+from tests.pdfs import make_pdf
+
+
+def test_sync_after_moving_online_then_gc(
+    settings: Any, online_settings: Any, embedder: Any, standin: Any, tmp_path: Path
+) -> None:
+    make_pdf(tmp_path / "docs" / "a.pdf", ["The beacon is lit at dusk."])
+    offline = open_kb(settings, embedder=embedder)
+    ingest_paths(offline, [tmp_path / "docs"])
+    assert [d.file_store for d in offline.index.documents()] == ["local"]
+    offline.close()
+
+    online = open_kb(online_settings, embedder=embedder)
+    try:
+        done = sync_documents(online)
+        assert len(done) == 1 and done[0].file_store == "anthropic"
+        record = online.index.get(done[0].id)
+        assert record is not None and record.files[0].file_id in standin.state.files
+        assert sync_documents(online) == []  # nothing left to upload
+        orphan = online.files.upload("cd" * 32, 0, "old.txt", "text/plain", b"stale")
+        assert [s.file_id for s in collect_garbage(online, dry_run=True)] == [orphan]
+        assert orphan in standin.state.files
+        collect_garbage(online)
+        assert orphan not in standin.state.files
+        assert len(standin.state.files) == 1
+    finally:
+        online.close()
+
+
+def test_kb_ask_cli_json(
+    online_settings: Any,
+    embedder: Any,
+    standin: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_pdf(tmp_path / "docs" / "a.pdf", ["Intro page.", "The beacon is lit at dusk."])
+    kb = open_kb(online_settings, embedder=embedder)
+    ingest_paths(kb, [tmp_path / "docs"])
+    kb.close()
+    monkeypatch.setattr(
+        "kb.cli.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
+    )
+    monkeypatch.setattr(
+        "kb.commands.ask.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
+    )
+    assert main(["ask", "When is the beacon lit?", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["answered_by"] == "claude"
+    assert answer["citations"][0]["page_start"] == 2
+
+    assert main(["ask", "When is the beacon lit?", "--stream"]) == 0
+    out = capsys.readouterr()
+    assert "dusk" in out.out and "p. 2" in out.out and "cache" in out.err
+
+    standin.app.api_keys = {"sk-other"}
+    assert main(["ask", "When is the beacon lit?"]) == 1
+    assert "kb: Anthropic rejected the API key" in capsys.readouterr().err

@@ -1,0 +1,120 @@
+"""AnthropicFileStore through the real SDK over HTTP against the stand-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kb.anthropic_files import AnthropicFileStore, make_client
+from kb.errors import RateLimited, TooLarge, Unauthorized, UpstreamError
+from tests.pdfs import pdf_bytes
+
+DOC = "ab" * 32
+
+
+@pytest.fixture
+def store(online_settings: Any) -> Any:
+    client = make_client(online_settings)
+    yield AnthropicFileStore(client, online_settings)
+    client.close()
+
+
+def _posts(standin: Any) -> int:
+    return len(standin.requests("POST", "/v1/files"))
+
+
+def test_upload_exists_list_delete(store: Any, standin: Any) -> None:
+    pdf = pdf_bytes(["one", "two"])
+    pdf_id = store.upload(DOC, 0, "report.pdf", "application/pdf", pdf)
+    txt_id = store.upload(DOC, 1, "dir/notes.md", "text/plain", b"hello notes")
+    standin.state.add_file("someone-else.txt", "text/plain", b"not ours")
+
+    stored = {f.file_id: f for f in store.list()}
+    assert set(stored) == {pdf_id, txt_id}
+    assert stored[pdf_id].filename == f"kb-{DOC[:32]}-p0-report.pdf"
+    assert stored[txt_id].filename == f"kb-{DOC[:32]}-p1-notes.md"
+    assert standin.state.files[pdf_id].mime_type == "application/pdf"
+    assert standin.state.files[txt_id].mime_type == "text/plain"
+    assert standin.state.files[pdf_id].data == pdf
+    post = standin.requests("POST", "/v1/files")[0]
+    assert post.header("authorization") == "Bearer sk-test"
+    assert post.header("content-type").startswith("multipart/form-data")
+
+    assert store.exists(pdf_id)
+    store.delete(pdf_id)
+    assert not store.exists(pdf_id)
+    store.delete(pdf_id)  # already gone: not an error
+    assert [f.file_id for f in store.list()] == [txt_id]
+
+
+def test_upload_is_idempotent(store: Any, standin: Any) -> None:
+    first = store.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
+    again = store.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
+    assert first == again
+    assert _posts(standin) == 1
+    assert len(standin.state.files) == 1
+
+
+def test_earlier_upload_by_another_run_is_found(online_settings: Any, standin: Any) -> None:
+    first = AnthropicFileStore(make_client(online_settings), online_settings)
+    file_id = first.upload(DOC, 0, "a.txt", "text/plain", b"bytes")
+    second = AnthropicFileStore(make_client(online_settings), online_settings)
+    assert second.upload(DOC, 0, "a.txt", "text/plain", b"bytes") == file_id
+    assert _posts(standin) == 1
+
+
+def test_list_follows_next_page(store: Any, standin: Any) -> None:
+    for n in range(1003):
+        standin.state.add_file(f"kb-{n:04d}.txt", "text/plain", b"x")
+    names = [f.filename for f in store.list()]
+    assert len(names) == 1003
+    assert names[0] == "kb-1002.txt"  # newest first
+    pages = standin.requests("GET", "/v1/files")
+    assert len(pages) == 2
+    assert "page=page_" in pages[1].query and "limit=1000" in pages[1].query
+
+
+@pytest.mark.parametrize("kind", ["after_status", "after_drop"])
+def test_failure_after_storing_is_reconciled_by_listing(
+    store: Any, standin: Any, kind: str
+) -> None:
+    store.list()  # nothing there yet
+    standin.inject("/v1/files", kind=kind, status=500)
+    file_id = store.upload(DOC, 0, "r.txt", "text/plain", b"stored despite the error")
+    assert list(standin.state.files) == [file_id]
+    assert _posts(standin) == 1  # no second upload
+    methods = [(r.method, r.path) for r in standin.log]
+    assert methods[-1] == ("GET", "/v1/files")  # found by listing
+
+
+@pytest.mark.parametrize("kind", ["status", "drop"])
+def test_failure_before_storing_is_sent_again_once(store: Any, standin: Any, kind: str) -> None:
+    standin.inject("/v1/files", kind=kind, status=503)
+    file_id = store.upload(DOC, 0, "r.txt", "text/plain", b"payload")
+    assert list(standin.state.files) == [file_id]
+    assert _posts(standin) == 2
+
+
+def test_persistent_5xx_becomes_upstream_error(store: Any, standin: Any) -> None:
+    standin.inject("/v1/files", status=500, times=10)
+    with pytest.raises(UpstreamError, match=r"Uploading r\.txt failed"):
+        store.upload(DOC, 0, "r.txt", "text/plain", b"payload")
+    assert not standin.state.files
+
+
+def test_errors_map_to_kb_errors(store: Any, standin: Any) -> None:
+    standin.app.api_keys = {"sk-other"}
+    with pytest.raises(Unauthorized, match="Anthropic rejected the API key"):
+        list(store.list())
+    standin.app.api_keys = None
+
+    standin.state.max_file_bytes = 10
+    with pytest.raises(TooLarge):
+        store.upload(DOC, 0, "big.txt", "text/plain", b"x" * 11)
+
+    standin.inject("/v1/files", status=429, headers={"retry-after": "30"})
+    with pytest.raises(RateLimited) as info:
+        store.upload(DOC, 0, "r.txt", "text/plain", b"x")
+    assert info.value.hint == "retry after 30 s"
+    assert _posts(standin) == 2  # the 413 and the 429: a 429 upload is not retried blindly

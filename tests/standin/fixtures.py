@@ -1,0 +1,87 @@
+"""Pytest plugin: the Anthropic stand-in on loopback, and settings pointing kb at it.
+
+`standin` runs `StandIn` under uvicorn on 127.0.0.1 and a free port in a background thread.
+It exposes `base_url`, `state`, `log` (the request log), `inject(path, ...)` for faults,
+`requests(method, path)` to filter the log, and `reset()`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.standin.server import StandIn
+from tests.standin.store import Fault, LoggedRequest, State
+
+
+class RunningStandIn:
+    def __init__(self, app: StandIn, base_url: str) -> None:
+        self.app = app
+        self.base_url = base_url
+
+    @property
+    def state(self) -> State:
+        return self.app.state
+
+    @property
+    def log(self) -> list[LoggedRequest]:
+        return self.app.state.log
+
+    def inject(self, path: str, *, method: str = "POST", **kwargs: Any) -> Fault:
+        """Fail the next matching request(s): kind status|drop|after_status|after_drop."""
+        fault = Fault(path, method=method, **kwargs)
+        self.state.faults.append(fault)
+        return fault
+
+    def requests(self, method: str, path: str) -> list[LoggedRequest]:
+        return [r for r in self.log if r.method == method and r.path == path]
+
+    def reset(self) -> None:
+        self.state.reset()
+        self.app.api_keys = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(app: StandIn) -> tuple[Any, threading.Thread, str]:
+    """Start uvicorn in a thread; return (server, thread, base_url) once it accepts."""
+    import uvicorn
+
+    port = _free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="critical", lifespan="off", timeout_keep_alive=5
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the stand-in server did not start")
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def standin() -> Iterator[RunningStandIn]:
+    app = StandIn()
+    server, thread, base_url = serve(app)
+    try:
+        yield RunningStandIn(app, base_url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def online_settings(settings: Any, standin: RunningStandIn) -> Any:
+    return settings.replace(anthropic_api_key="sk-test", anthropic_base_url=standin.base_url)
