@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kb.cli import open_kb_from_env, print_json, print_table
+from kb import cli as kb_cli
+from kb.cli import print_json, print_table
 
 
 def register(sub: Any) -> None:
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     bar = tqdm(
         total=len(scan(args.paths)), unit="file", file=sys.stderr, disable=None, desc="ingest"
     )

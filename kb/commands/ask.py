@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from kb.cli import open_kb_from_env, print_json
+from kb import cli as kb_cli
+from kb.cli import print_json
 from kb.types import Answer, AnswerDone, Citation, CitationDelta, TextDelta
 
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     question = args.question.strip()
     if not question:
         raise InvalidInput("the question is empty")
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     try:
         hits = kb.retriever.search(question, k=args.k)
         if args.stream and not args.json:

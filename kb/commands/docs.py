@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kb.cli import open_kb_from_env, print_json, print_table
+from kb import cli as kb_cli
+from kb.cli import print_json, print_table
 from kb.errors import InvalidInput, NotFound
 from kb.types import Document
 
@@ -43,7 +44,7 @@ def resolve(kb: Any, prefix: str) -> Document:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     try:
         docs = kb.index.documents(source_prefix=args.source_prefix, kind=args.kind)
     finally:
@@ -58,7 +59,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     try:
         doc = resolve(kb, args.id)
     finally:
@@ -81,7 +82,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_rm(args: argparse.Namespace) -> int:
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     try:
         for prefix in args.ids:
             doc = kb.remove(resolve(kb, prefix).id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kb.cli import open_kb_from_env, print_json, print_table
+from kb import cli as kb_cli
+from kb.cli import print_json, print_table
 
 
 def register(sub: Any) -> None:
@@ -30,7 +31,7 @@ def referenced_ids(kb: Any) -> set[str]:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     try:
         stored = list(kb.files.list())
         used = referenced_ids(kb)
@@ -59,7 +60,7 @@ def vars_of(stored: Any) -> dict[str, Any]:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     try:
         orphans = collect_garbage(kb, dry_run=args.dry_run)
     finally:
@@ -96,7 +97,7 @@ def sync_documents(kb: Any) -> list[Any]:
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     try:
         done = sync_documents(kb)
     finally:

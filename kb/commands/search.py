@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kb.cli import open_kb_from_env, print_json
+from kb import cli as kb_cli
+from kb.cli import print_json
 
 
 def register(sub: Any) -> None:
@@ -20,7 +21,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kb = open_kb_from_env()
+    kb = kb_cli.open_kb_from_env()
     try:
         hits = kb.retriever.search(args.query, k=args.k, mode=args.mode)
     finally:

@@ -56,9 +56,6 @@ def test_kb_ask_cli_json(
     monkeypatch.setattr(
         "kb.cli.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
     )
-    monkeypatch.setattr(
-        "kb.commands.ask.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
-    )
     assert main(["ask", "When is the beacon lit?", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["answered_by"] == "claude"

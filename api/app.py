@@ -1,0 +1,88 @@
+"""The Litestar application: `create_app(settings)`.
+
+The knowledge base (embedding model, Chroma client, Anthropic client) is opened once per
+process in the lifespan and closed on shutdown; handlers get it through the `kb` dependency.
+Every `/v1` route goes through the API-key guard; `/health`, `/ready` and the OpenAPI schema
+and docs (`/schema`, `/schema/swagger`) do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.auth import make_guard
+from api.controllers.ask import AskController
+from api.controllers.documents import DocumentController
+from api.controllers.health import HealthController
+from api.controllers.search import SearchController
+from api.deps import provide_kb
+from api.errors import EXCEPTION_HANDLERS, add_request_id_header, request_log_middleware
+from kb.embedding import Embedder
+from kb.service import KnowledgeBase
+from kb.settings import Settings
+
+API_VERSION = "0.1.0"
+
+
+def create_app(
+    settings: Settings, *, embedder: Embedder | None = None, anthropic_client: Any = None
+) -> Litestar:
+    """The app for `settings`. Tests pass the session's `embedder` (and a stand-in client)."""
+
+    @asynccontextmanager
+    async def open_knowledge_base(app: Litestar) -> AsyncIterator[None]:
+        from kb.service import open_kb
+
+        def _open() -> KnowledgeBase:
+            return open_kb(settings, embedder=embedder, anthropic_client=anthropic_client)
+
+        kb = await anyio.to_thread.run_sync(_open)
+        app.state.kb = kb
+        try:
+            yield
+        finally:
+            kb.close()
+
+    v1 = Router(
+        path="/v1",
+        route_handlers=[AskController, SearchController, DocumentController],
+        guards=[make_guard(settings)],
+        security=[{"bearer": []}] if settings.api_keys else None,
+    )
+    openapi = OpenAPIConfig(
+        title="kb",
+        version=API_VERSION,
+        description="Ask questions over ingested documents; answers cite pages and passages.",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+        components=Components(
+            security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+        ),
+    )
+    return Litestar(
+        route_handlers=[HealthController, v1],
+        lifespan=[open_knowledge_base],
+        dependencies={"kb": Provide(provide_kb, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_log_middleware],
+        before_send=[add_request_id_header],
+        openapi_config=openapi,
+        request_max_body_size=1024 * 1024,  # JSON bodies; uploads set their own limit
+    )
+
+
+def app_from_env() -> Litestar:
+    """Import-string factory for `uvicorn --factory` (used by `kb serve --workers N`)."""
+    from api.logs import configure_logging
+
+    configure_logging()
+    return create_app(Settings.from_env())

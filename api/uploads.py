@@ -1,0 +1,127 @@
+"""Multipart uploads streamed to a temp dir, never held whole in memory.
+
+The raw ASGI body is fed to `multipart.PushMultipartParser` chunk by chunk; each file part is
+written to its own file under the caller's temp dir, named from a sanitised basename of the
+client's filename (which is untrusted: `../../etc/passwd` becomes `passwd`). The byte count is
+checked against the limit from `Content-Length` before reading and again while streaming.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import anyio.to_thread
+from litestar import Request
+from multipart import MultipartError, MultipartSegment, ParserLimitReached, PushMultipartParser
+
+from kb.errors import InvalidInput, TooLarge, UnsupportedType
+
+MAX_FILES = 100
+_FLUSH_BYTES = 1024 * 1024
+_UNSAFE = re.compile(r"[^\w.\-+() ]+")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedFile:
+    path: Path  # where the bytes were written (inside the temp dir)
+    filename: str  # the safe basename the client's filename was reduced to
+    size: int
+
+
+def safe_basename(filename: str | None, fallback: str = "upload") -> str:
+    """The last path component of an untrusted filename, with only harmless characters."""
+    name = unicodedata.normalize("NFC", filename or "").replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = _UNSAFE.sub("_", name).strip(" .")
+    if not name or set(name) <= {"_", "."}:
+        return fallback
+    if len(name) > 150:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 150 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 16 else name[:150]
+    return name
+
+
+def multipart_boundary(content_type: str | None) -> str:
+    from litestar._multipart import parse_content_header
+
+    media, options = parse_content_header(content_type or "")
+    if media != "multipart/form-data":
+        raise UnsupportedType(
+            f"expected a multipart/form-data body, got {media or 'no content type'!r}"
+        )
+    boundary = options.get("boundary")
+    if not boundary:
+        raise InvalidInput("multipart boundary missing in Content-Type")
+    return boundary
+
+
+def check_declared_length(request: Request[Any, Any, Any], limit: int) -> None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return
+    try:
+        declared = int(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid Content-Length {raw!r}") from exc
+    if declared > limit:
+        raise TooLarge(f"upload of {declared} bytes is over the limit of {limit} bytes")
+
+
+async def receive_files(
+    request: Request[Any, Any, Any], directory: Path, limit: int
+) -> list[ReceivedFile]:
+    """Stream every file part of a multipart request into `directory`."""
+    boundary = multipart_boundary(request.headers.get("content-type"))
+    check_declared_length(request, limit)
+    received: list[ReceivedFile] = []
+    out: IO[bytes] | None = None
+    current: tuple[Path, str] | None = None
+    buffer = bytearray()
+    total = 0
+
+    async def flush() -> None:
+        if out is not None and buffer:
+            await anyio.to_thread.run_sync(out.write, bytes(buffer))
+        buffer.clear()
+
+    try:
+        with PushMultipartParser(boundary, max_segment_count=MAX_FILES + 20) as parser:
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > limit:
+                    raise TooLarge(f"upload is over the limit of {limit} bytes")
+                for event in parser.parse(chunk):
+                    if isinstance(event, MultipartSegment):
+                        if not event.filename:
+                            current = None  # a form field, or an empty file input: ignored
+                            continue
+                        if len(received) >= MAX_FILES:
+                            raise InvalidInput(f"at most {MAX_FILES} files per request")
+                        name = safe_basename(event.filename)
+                        path = directory / f"{len(received):03d}-{name}"
+                        out = path.open("wb")
+                        current = (path, name)
+                    elif event:
+                        if out is not None:
+                            buffer += event
+                            if len(buffer) >= _FLUSH_BYTES:
+                                await flush()
+                    else:  # end of a part
+                        if out is not None and current is not None:
+                            await flush()
+                            out.close()
+                            path, name = current
+                            received.append(ReceivedFile(path, name, path.stat().st_size))
+                        out, current = None, None
+    except ParserLimitReached as exc:
+        raise InvalidInput(f"multipart body over a parser limit: {exc}") from exc
+    except MultipartError as exc:
+        raise InvalidInput(f"invalid multipart body: {exc}") from exc
+    finally:
+        if out is not None:
+            out.close()
+    return received
