@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit bench examples clean
+.PHONY: install run test test-slow lint typecheck unit bench examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow"
+
+test-slow: install  ## the long runs too: SciFact through kb eval, kb serve as a process
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m slow
 
 bench: install  ## ingest benchmark over the shared real-world PDFs
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/ingest.py ../shared/data/pdfs

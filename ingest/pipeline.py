@@ -235,32 +235,12 @@ class _Run:
         if isinstance(outcome, str):  # content already in the index
             doc = by_id[outcome]
             if source in doc.sources:
-                self._record(
-                    FileResult(
-                        source,
-                        "unchanged",
-                        doc_id=doc.id,
-                        pages=doc.page_count,
-                        chunks=doc.chunk_count,
-                    )
-                )
+                self._record(_result(source, "unchanged", doc))
                 return
             doc = dataclasses.replace(doc, sources=(*doc.sources, source))
             self.kb.index.commit(doc)
             by_id[doc.id] = doc
-            for old in previous:
-                _drop_source(self.kb, old, source)
-            status: FileStatus = "updated" if previous else "added"
-            self._record(
-                FileResult(
-                    source,
-                    status,
-                    f"same content as {doc.sources[0]}",
-                    doc_id=doc.id,
-                    pages=doc.page_count,
-                    chunks=doc.chunk_count,
-                )
-            )
+            self._replace(previous, source, doc, f"same content as {doc.sources[0]}")
             return
         doc, chunks = self._build(doc_id, source, path, outcome.extraction)
         upload = self.uploads.submit(upload_document, self.kb.files, self.kb.blobs, doc)
@@ -330,21 +310,21 @@ class _Run:
         self.kb.index.commit_many([doc for _, doc in ready])
         for p, doc in ready:
             for source, previous in p.sources:
-                for old in previous:
-                    _drop_source(self.kb, old, source)
-                status: FileStatus = "updated" if previous else "added"
-                self._record(
-                    FileResult(
-                        source,
-                        status,
-                        "; ".join(doc.notes),
-                        doc_id=doc.id,
-                        pages=doc.page_count,
-                        chunks=doc.chunk_count,
-                    )
-                )
+                self._replace(previous, source, doc, "; ".join(doc.notes))
+
+    def _replace(self, previous: list[Document], source: str, doc: Document, reason: str) -> None:
+        """`source` now belongs to the committed `doc`: drop it from older versions."""
+        for old in previous:
+            _drop_source(self.kb, old, source)
+        self._record(_result(source, "updated" if previous else "added", doc, reason))
 
     def _record(self, result: FileResult) -> None:
         self.report.results.append(result)
         if self.progress:
             self.progress(result)
+
+
+def _result(source: str, status: FileStatus, doc: Document, reason: str = "") -> FileResult:
+    return FileResult(
+        source, status, reason, doc_id=doc.id, pages=doc.page_count, chunks=doc.chunk_count
+    )

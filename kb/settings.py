@@ -53,6 +53,26 @@ class Settings:
     max_k: int = 50
     max_upload_bytes: int = 100 * 1024 * 1024
 
+    def __post_init__(self) -> None:
+        if self.search_mode not in ("dense", "bm25", "hybrid"):
+            raise ConfigError(f"KB_SEARCH_MODE={self.search_mode!r}: use dense, bm25 or hybrid")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError(
+                f"KB_CHUNK_OVERLAP={self.chunk_overlap} must be below KB_CHUNK_TOKENS="
+                f"{self.chunk_tokens}"
+            )
+        for name in (
+            "embed_batch_size",
+            "write_batch_size",
+            "search_k",
+            "max_documents",
+            "max_request_pages",
+            "max_k",
+            "max_question_chars",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"KB_{name.upper()} must be at least 1")
+
     @property
     def chroma_dir(self) -> Path:
         return self.chroma_path or self.data_dir / "chroma"

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 
 import msgspec
 from litestar import Controller, post
+from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.deps import KB
@@ -48,7 +49,7 @@ class AskController(Controller):
     tags = ("ask",)
 
     @post("/", status_code=200, sync_to_thread=True, summary="Answer a question with citations")
-    def ask(self, data: AskRequest, kb: KB) -> AskResponse:
+    def ask(self, data: JSONBody[AskRequest], kb: KB) -> AskResponse:
         question, hits, retrieve_ms = _prepare(data, kb)
         started = time.perf_counter()
         answer = kb.answerer.answer(question, hits)
@@ -64,7 +65,7 @@ class AskController(Controller):
             "with usage and timings), or `error` (the error shape) if answering fails."
         ),
     )
-    def ask_stream(self, data: AskRequest, kb: KB) -> ServerSentEvent:
+    def ask_stream(self, data: JSONBody[AskRequest], kb: KB) -> ServerSentEvent:
         question, hits, retrieve_ms = _prepare(data, kb)
         request_id = current_request_id.get()
         return ServerSentEvent(_events(kb, question, hits, retrieve_ms, request_id))

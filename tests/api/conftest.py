@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +11,7 @@ import httpx
 import pytest
 
 from kb.settings import Settings
+from tests.servers import serve_in_thread
 
 API_KEY = "test-key-123"
 UPLOAD_LIMIT = 256 * 1024
@@ -44,32 +43,13 @@ class Running:
         self.thread.join(timeout=30)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve(settings: Settings, embedder: Any, **kwargs: Any) -> Running:
     """Start `create_app(settings)` under uvicorn in a thread; return once it accepts."""
-    import uvicorn
-
     from api.app import create_app
 
     app = create_app(settings, embedder=embedder, **kwargs)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.02)
-    return Running(f"http://127.0.0.1:{port}", settings, app, server, thread)
+    server, thread, url = serve_in_thread(app, log_level="warning", lifespan="on", access_log=False)
+    return Running(url, settings, app, server, thread)
 
 
 def upload(client: httpx.Client, files: dict[str, bytes | str]) -> httpx.Response:

@@ -6,18 +6,15 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.api.conftest import free_port
+from tests.servers import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
 def test_kb_serve_starts_and_prints_a_working_curl(tmp_path: Path) -> None:
     port = free_port()
     env = dict(os.environ, KB_DATA_DIR=str(tmp_path / "kbdata"), HF_HUB_OFFLINE="1")
@@ -37,16 +34,7 @@ def test_kb_serve_starts_and_prints_a_working_curl(tmp_path: Path) -> None:
         curl_line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in url_line
         assert "curl" in curl_line
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "kb serve did not become ready"
-            assert proc.poll() is None, "kb serve exited"
-            time.sleep(0.5)
+        wait_for_http(f"http://127.0.0.1:{port}/ready", proc, timeout=120)
         command = shlex.split(curl_line.split("try:", 1)[1])
         url = next(part for part in command if part.startswith("http"))
         response = httpx.get(url, timeout=30)

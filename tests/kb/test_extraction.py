@@ -354,7 +354,6 @@ def _manifest() -> list[dict[str, object]]:
     return [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not _manifest(), reason=f"no real-world PDFs at {REAL_PDFS}")
 @pytest.mark.parametrize("entry", _manifest(), ids=lambda e: str(e["file"]).rsplit("/", 1)[-1])
 def test_real_world_pdf(entry: dict[str, object]) -> None:

@@ -124,7 +124,6 @@ def test_open_and_count() -> None:
     assert info.value.reason.startswith("malformed PDF")
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not REAL_PDFS.is_dir(), reason=f"no real-world PDFs at {REAL_PDFS}")
 @pytest.mark.parametrize(
     "name",
@@ -138,7 +137,6 @@ def test_real_encrypted_pdfs_decrypt(name: str) -> None:
     assert page_texts(copy)[0]
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not REAL_PDFS.is_dir(), reason=f"no real-world PDFs at {REAL_PDFS}")
 def test_real_long_pdf_splits_into_parts() -> None:
     path = REAL_PDFS / "sample-files" / "009-pdflatex-geotopo" / "GeoTopo-komprimiert.pdf"

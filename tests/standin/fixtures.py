@@ -7,14 +7,13 @@ It exposes `base_url`, `state`, `log` (the request log), `inject(path, ...)` for
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.servers import serve_in_thread
 from tests.standin.server import StandIn
 from tests.standin.store import Fault, LoggedRequest, State
 
@@ -46,29 +45,11 @@ class RunningStandIn:
         self.app.api_keys = None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve(app: StandIn) -> tuple[Any, threading.Thread, str]:
-    """Start uvicorn in a thread; return (server, thread, base_url) once it accepts."""
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="critical", lifespan="off", timeout_keep_alive=5
+    """Start the stand-in in a thread; return (server, thread, base_url) once it accepts."""
+    return serve_in_thread(
+        app, timeout=10, log_level="critical", lifespan="off", timeout_keep_alive=5
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the stand-in server did not start")
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

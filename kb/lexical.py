@@ -1,0 +1,142 @@
+"""BM25 over the chunks that are in Chroma, kept in step with the index's generation.
+
+The lexical index is derived state: it is rebuilt from `Index.iter_chunks()` whenever
+`Index.generation()` changes (ingest, update, prune, removal), so it works the same against an
+embedded Chroma and a Chroma server. A built index is saved under
+`data_dir/bm25/<kb_name>/<generation hash>` so that a fresh process with the same generation
+loads it instead of rebuilding. Tokenisation: lower-cased words, English stop words removed,
+English Snowball stemming (PyStemmer); scoring: bm25s defaults (Lucene BM25, k1=1.5, b=0.75).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kb.types import Chunk, ChunkHit
+
+if TYPE_CHECKING:
+    from kb.index import Index
+    from kb.settings import Settings
+
+_CHUNKS_FILE = "chunks.jsonl"
+_local = threading.local()
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """Lower-case words, English stop words dropped, Snowball-stemmed; one list per text."""
+    import bm25s
+
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:  # PyStemmer objects are not safe to share between threads
+        import Stemmer
+
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    tokens: list[list[str]] = bm25s.tokenize(
+        texts, stopwords="en", stemmer=stemmer.stemWords, return_ids=False, show_progress=False
+    )
+    return tokens
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    generation: str
+    chunks: tuple[Chunk, ...]
+    model: Any  # bm25s.BM25, or None for an empty index
+
+
+class LexicalIndex:
+    """A BM25 index of every committed chunk; `search` is safe to call from many threads."""
+
+    def __init__(self, index: Index, settings: Settings | None = None) -> None:
+        self._index = index
+        self._root = settings.data_dir / "bm25" / settings.kb_name if settings else None
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+
+    def search(self, query: str, k: int) -> list[ChunkHit]:
+        """The `k` best chunks for `query` with a positive BM25 score, best first."""
+        import numpy as np
+
+        snap = self.refresh()
+        if snap.model is None or k <= 0:
+            return []
+        vocab = snap.model.vocab_dict
+        terms = [t for t in tokenize([query])[0] if t in vocab]
+        if not terms:
+            return []
+        scores = snap.model.get_scores(terms)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [ChunkHit(snap.chunks[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def refresh(self) -> _Snapshot:
+        """The current snapshot, rebuilt (or loaded) first when the generation has changed."""
+        generation = self._index.generation()
+        snap = self._snapshot
+        if snap is not None and snap.generation == generation:
+            return snap
+        with self._lock:
+            snap = self._snapshot
+            if snap is None or snap.generation != generation:
+                snap = self._load(generation) or self._build(generation)
+                self._snapshot = snap
+            return snap
+
+    # -- building and persistence ---------------------------------------------------------
+
+    def _build(self, generation: str) -> _Snapshot:
+        import bm25s
+
+        chunks = tuple(self._index.iter_chunks())
+        if not chunks:
+            return _Snapshot(generation, chunks, None)
+        model = bm25s.BM25()
+        model.index(tokenize([c.text for c in chunks]), show_progress=False)
+        snap = _Snapshot(generation, chunks, model)
+        self._save(snap)
+        return snap
+
+    def _dir(self, generation: str) -> Path | None:
+        if self._root is None:
+            return None
+        return self._root / hashlib.sha256(generation.encode()).hexdigest()[:24]
+
+    def _save(self, snap: _Snapshot) -> None:
+        target = self._dir(snap.generation)
+        if target is None or self._root is None:
+            return
+        tmp = self._root / f".tmp-{target.name}-{threading.get_ident()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        snap.model.save(str(tmp), show_progress=False)
+        with (tmp / _CHUNKS_FILE).open("w", encoding="utf-8") as out:
+            for chunk in snap.chunks:
+                out.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+        for old in self._root.iterdir():  # keep only the newest generation
+            if old != tmp and not old.name.startswith(".tmp-"):
+                shutil.rmtree(old, ignore_errors=True)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process saved the same generation first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _load(self, generation: str) -> _Snapshot | None:
+        import bm25s
+
+        source = self._dir(generation)
+        if source is None or not (source / _CHUNKS_FILE).is_file():
+            return None
+        try:
+            model = bm25s.BM25.load(str(source), show_progress=False)
+            with (source / _CHUNKS_FILE).open(encoding="utf-8") as lines:
+                chunks = tuple(Chunk(**json.loads(line)) for line in lines)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None  # unreadable or partial: rebuild from the index
+        return _Snapshot(generation, chunks, model)

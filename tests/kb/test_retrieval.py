@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.pipeline import ingest_paths
+from kb.errors import InvalidInput
+from kb.retrieval import _fuse
+
+DOCS = {
+    "pumps.txt": "Order replacement impeller QX-7781B for the centrifugal pump in bay four.",
+    "water.txt": "Centrifugal pumps move water through the cooling circuit of the plant.",
+    "motors.txt": "Electric motors drive the pumps; check bearings and alignment every month.",
+    "garden.txt": "Tomatoes grow best in full sun with regular watering and rich soil.",
+    "ships.txt": "Container ships such as the Kjellbergsund carry goods between large ports.",
+}
+
+
+@pytest.fixture
+def kb(knowledge_base: Any, tmp_path: Path) -> Any:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    ingest_paths(knowledge_base, [folder])
+    knowledge_base.folder = folder
+    return knowledge_base
+
+
+def titles(hits: list[Any]) -> list[str]:
+    return [h.document.title for h in hits]
+
+
+def test_bm25_finds_an_exact_rare_term_that_dense_misses(kb: Any) -> None:
+    # the rare name outweighs the common word for BM25; dense follows "pump maintenance"
+    query = "Kjellbergsund pump maintenance"
+    assert titles(kb.retriever.search(query, k=1, mode="bm25")) == ["ships"]
+    assert titles(kb.retriever.search(query, k=1, mode="dense")) != ["ships"]
+    assert "ships" in titles(kb.retriever.search(query, k=2, mode="hybrid"))
+
+
+def test_dense_finds_a_paraphrase_without_shared_words(kb: Any) -> None:
+    assert titles(
+        kb.retriever.search("vessels transporting cargo overseas", k=1, mode="dense")
+    ) == ["ships"]
+
+
+def test_hits_are_documents_with_their_best_chunks(kb: Any) -> None:
+    hits = kb.retriever.search("centrifugal pump", k=3, mode="hybrid", chunks_per_doc=2)
+    assert len(hits) == 3
+    assert len({h.document.id for h in hits}) == 3
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for hit in hits:
+        assert 0.0 <= hit.score <= 1.0
+        assert 1 <= len(hit.chunks) <= 2
+        assert all(c.chunk.doc_id == hit.document.id for c in hit.chunks)
+    assert set(titles(hits)[:2]) == {"pumps", "water"}
+
+
+def test_defaults_come_from_settings(kb: Any) -> None:
+    hits = kb.retriever.search("pumps")
+    assert len(hits) == kb.settings.search_k
+    assert kb.settings.search_mode == "hybrid"
+
+
+def test_results_follow_updates_and_removals(kb: Any) -> None:
+    path = kb.folder / "garden.txt"
+    path.write_text("Zucchini plants sprawl; give them room and mulch.", encoding="utf-8")
+    ingest_paths(kb, [kb.folder])
+    for mode in ("bm25", "hybrid"):
+        assert titles(kb.retriever.search("zucchini mulch", k=1, mode=mode)) == ["garden"]
+    assert "garden" not in titles(kb.retriever.search("tomatoes", k=5, mode="bm25"))
+
+    (doc,) = kb.index.find_by_source(str(path.resolve()))
+    kb.remove(doc.id)
+    for mode in ("dense", "bm25", "hybrid"):
+        assert "garden" not in titles(kb.retriever.search("zucchini mulch", k=5, mode=mode))
+
+
+def test_concurrent_searches_agree(kb: Any) -> None:
+    queries = ["QX-7781B impeller", "cooling water", "bearings", "ports"] * 4
+    expected = [titles(kb.retriever.search(q, k=3)) for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda q: titles(kb.retriever.search(q, k=3)), queries))
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "options"),
+    [
+        ("pumps", {"mode": "fuzzy"}),
+        ("pumps", {"k": 0}),
+        ("pumps", {"k": 100_000}),
+        ("pumps", {"k": "5"}),
+        ("   ", {}),
+        ("pumps", {"chunks_per_doc": 0}),
+    ],
+)
+def test_bad_input_is_invalid_input(kb: Any, query: str, options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput):
+        kb.retriever.search(query, **options)
+
+
+def test_fusion_normalises_each_mode() -> None:
+    fused = _fuse({"a": 0.9, "b": 0.5}, {"b": 20.0, "c": 10.0})
+    assert fused["b"] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)
+    assert fused["a"] == pytest.approx(0.5)
+    assert fused["c"] == pytest.approx(0.0)
