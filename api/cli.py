@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 import sys
 from typing import Any
 
 APP_FACTORY = "api.app:app_from_env"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +25,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default=None, help="address to bind (default: KB_HOST)")
     parser.add_argument("--port", type=int, default=None, help="port (default: KB_PORT)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
-    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
     parser.set_defaults(func=serve)
 
 
@@ -37,8 +39,24 @@ def is_loopback(host: str) -> bool:
 
 
 def curl_example(url: str, with_key: bool) -> str:
-    auth = ' -H "Authorization: Bearer $KB_API_KEY"' if with_key else ""
+    auth = " -H 'Authorization: Bearer <one of KB_API_KEYS>'" if with_key else ""
     return f"curl -s{auth} '{url}/v1/search?q=hello&k=3'"
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be bound, or None: checked before the model is loaded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"cannot resolve {host}: {exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -53,6 +71,9 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("kb: --workers must be at least 1", file=sys.stderr)
         return 2
+    if not 0 < port < 65536:
+        print(f"kb: port {port} is out of range: use 1 to 65535", file=sys.stderr)
+        return 2
     if not settings.api_keys and not is_loopback(host):
         print(
             f"kb: refusing to serve on {host} without API keys: set KB_API_KEYS "
@@ -60,6 +81,10 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = bind_problem(host, port)
+    if problem is not None:
+        print(f"kb: {problem}", file=sys.stderr)
+        return 1
     configure_logging(args.log_level)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"

@@ -134,9 +134,15 @@ def _print_report(report: Any, ks: tuple[int, ...]) -> None:
         )
     print(
         f"{report.dataset} ({report.split}): {report.queries} queries, "
-        f"{report.documents} documents; ingest {report.ingest} in {report.ingest_seconds}s"
+        f"{report.documents} documents; ingest: {_counts(report.ingest)} in "
+        f"{report.ingest_seconds}s"
     )
     print_table(headers, rows)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """`{'added': 3, 'failed': 1}` as `3 added, 1 failed`."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to do"
 
 
 def _as_json(report: Any) -> dict[str, Any]:

@@ -60,10 +60,18 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     else:
-        rows = [(r.label, r.pages, r.chunks, r.path) for r in report.results]
-        print_table(("status", "pages", "chunks", "file"), rows)
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
-        print(
-            f"\n{len(report.results)} files in {report.seconds:.1f}s: {counts or 'nothing to do'}"
-        )
+        if report.results:
+            rows = [(r.label, r.pages, r.chunks, r.path) for r in report.results]
+            print_table(("status", "pages", "chunks", "file"), rows)
+            print()
+        print(summary_line(len(report.results), report.seconds, report.counts))
     return 1 if report.failed else 0
+
+
+def summary_line(files: int, seconds: float, counts: dict[str, int]) -> str:
+    """`5 files in 4.4s: 4 added, 1 failed`, or a hint when there was nothing to ingest."""
+    if not files:
+        return "no files found under the given paths"
+    noun = "file" if files == 1 else "files"
+    done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{files} {noun} in {seconds:.1f}s: {done}"

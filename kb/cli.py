@@ -9,6 +9,7 @@ and the class's exit code; nothing else prints a stack trace unless `KB_DEBUG` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -50,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kb: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`kb docs list --json | head`): stop quietly, and point stdout
+        # at /dev/null so that the interpreter's final flush does not complain either.
+        with contextlib.suppress(OSError, ValueError):  # no descriptor: nothing to flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def open_kb_from_env() -> Any:

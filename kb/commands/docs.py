@@ -12,7 +12,12 @@ from kb.types import Document
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("docs", help="list, show or remove documents")
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "docs",
+        help="list, show or remove documents",
+        description="List, show or remove documents. IDs may be shortened to a unique prefix "
+        "of at least 6 characters, as `kb docs list` shows them.",
+    )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     listing = verbs.add_parser("list", help="list documents")
     listing.add_argument("--source-prefix", default=None, help="only sources starting with this")
@@ -23,8 +28,14 @@ def register(sub: Any) -> None:
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=run_show)
-    rm = verbs.add_parser("rm", help="remove documents: chunks, record and stored files")
+    rm = verbs.add_parser(
+        "rm",
+        help="remove documents: chunks, record and stored files",
+        description="Remove documents: their chunks, record and stored files. Every ID is "
+        "checked first, so a mistyped one removes nothing.",
+    )
     rm.add_argument("ids", nargs="+", metavar="ID")
+    rm.add_argument("--json", action="store_true", help="print the removed documents as JSON")
     rm.set_defaults(func=run_rm)
 
 
@@ -39,7 +50,7 @@ def resolve(kb: Any, prefix: str) -> Document:
     if len(matches) > 1:
         raise InvalidInput(f"document id {prefix!r} is ambiguous ({len(matches)} match)")
     if not matches:
-        raise NotFound(f"no document {prefix}")
+        raise NotFound(f"no document {prefix}: `kb docs list` shows the ids")
     return matches[0]
 
 
@@ -52,10 +63,27 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(docs)
         return 0
-    rows = [(d.id[:12], d.kind, d.page_count, d.chunk_count, d.title[:40], d.source) for d in docs]
+    if not docs:
+        filtered = args.source_prefix is not None or args.kind is not None
+        print(
+            "no documents match" if filtered else "no documents yet: add some with `kb ingest PATH`"
+        )
+        return 0
+    rows = [
+        (d.id[:12], d.kind, d.page_count, d.chunk_count, shorten(d.title, 40), d.source)
+        for d in docs
+    ]
     print_table(("id", "kind", "pages", "chunks", "title", "source"), rows)
-    print(f"\n{len(docs)} documents")
+    print(f"\n{plural(len(docs), 'document')}")
     return 0
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -69,7 +97,8 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{doc.title}\n  id: {doc.id}\n  kind: {doc.kind} ({doc.mime_type}), "
-        f"{doc.size_bytes:,} bytes, {doc.page_count} pages, {doc.chunk_count} chunks"
+        f"{doc.size_bytes:,} bytes, {plural(doc.page_count, 'page')}, "
+        f"{plural(doc.chunk_count, 'chunk')}"
     )
     for source in doc.sources:
         print(f"  source: {source}")
@@ -84,9 +113,13 @@ def run_show(args: argparse.Namespace) -> int:
 def run_rm(args: argparse.Namespace) -> int:
     kb = kb_cli.open_kb_from_env()
     try:
-        for prefix in args.ids:
-            doc = kb.remove(resolve(kb, prefix).id)
-            print(f"removed {doc.id[:12]} {doc.source}")
+        ids = list(dict.fromkeys(resolve(kb, prefix).id for prefix in args.ids))
+        removed = [kb.remove(doc_id) for doc_id in ids]
     finally:
         kb.close()
+    if args.json:
+        print_json(removed)
+        return 0
+    for doc in removed:
+        print(f"removed {doc.id[:12]} {doc.source}")
     return 0

@@ -14,8 +14,15 @@ def register(sub: Any) -> None:
         "search", help="rank documents for a query", description="Rank documents for a query."
     )
     parser.add_argument("query")
-    parser.add_argument("-k", type=int, default=None, help="number of documents (default 5)")
-    parser.add_argument("--mode", choices=("dense", "bm25", "hybrid"), default=None)
+    parser.add_argument(
+        "-k", type=int, default=None, help="number of documents (default: KB_SEARCH_K, 5)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("dense", "bm25", "hybrid"),
+        default=None,
+        help="dense (embeddings), bm25 (words) or hybrid (both; default: KB_SEARCH_MODE)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
@@ -24,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     kb = kb_cli.open_kb_from_env()
     try:
         hits = kb.retriever.search(args.query, k=args.k, mode=args.mode)
+        empty = not hits and kb.index.count() == 0
     finally:
         kb.close()
     if args.json:
@@ -48,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    if not hits:
+    if empty:
+        print("the knowledge base is empty: add files with `kb ingest PATH`")
+    elif not hits:
         print("no documents match")
     for rank, hit in enumerate(hits, 1):
         doc = hit.document

@@ -43,3 +43,30 @@ def test_kb_serve_starts_and_prints_a_working_curl(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_kb_serve_rejects_a_busy_or_impossible_port_before_loading_anything(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    import pytest
+
+    from api.cli import bind_problem
+    from kb.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KB_API_KEYS", raising=False)
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("must not start uvicorn"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert "in use" in (bind_problem("127.0.0.1", port) or "")
+        assert main(["serve", "--port", str(port)]) == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert main(["serve", "--port", "99999"]) == 2
+    assert "out of range" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--log-level", "loud"])
+    assert exc.value.code == 2

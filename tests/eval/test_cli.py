@@ -86,6 +86,7 @@ def test_kb_eval_json_end_to_end(beir: Path, env: Path, capsys: pytest.CaptureFi
 def test_kb_eval_prints_a_table(beir: Path, env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(beir), "--mode", "hybrid"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert "ingest: 5 added in" in lines[0]  # counts in words, not a Python dict
     assert lines[1].split() == [
         "mode",
         "nDCG@10",

@@ -65,3 +65,13 @@ def test_search_and_docs(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert main(["docs", "show", doc_id]) == 1
     assert "no document" in capsys.readouterr().err
+
+
+def test_summary_counts_files_in_words(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", str(env / "garden.md")]) == 0
+    assert "\n1 file in " in capsys.readouterr().out  # not "1 files"
+    empty = env.parent / "empty"
+    empty.mkdir()
+    assert main(["ingest", str(empty)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == "no files found under the given paths"  # and no empty table

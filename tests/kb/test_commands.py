@@ -1,0 +1,110 @@
+"""`kb search`, `kb ask`, `kb docs` and `kb files` as a user meets them: messages, JSON and
+exit codes, through the real command entry point."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from kb.cli import main
+from tests.pdfs import make_pdf
+
+
+@pytest.fixture
+def env(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "kbdata"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setattr("kb.service.load_embedder", lambda settings: embedder)
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "garden.md").write_text("# Garden\n\nWater tomatoes at dawn, never at noon.\n")
+    make_pdf(root / "boat.pdf", ["Boat manual.", "Check the bilge pump every spring."])
+    return root
+
+
+def ingest(root: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """Ingest `root`; return {file name: document id}."""
+    assert main(["ingest", str(root), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    return {Path(r["path"]).name: r["doc_id"] for r in results}
+
+
+def test_search_and_docs_on_an_empty_knowledge_base_say_what_to_do(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["search", "tomatoes"]) == 0
+    assert "knowledge base is empty" in capsys.readouterr().out
+    assert main(["docs", "list"]) == 0
+    assert "kb ingest" in capsys.readouterr().out
+    ingest(env, capsys)
+    assert main(["docs", "list", "--kind", "image"]) == 0
+    assert capsys.readouterr().out.strip() == "no documents match"
+
+
+def test_docs_rm_checks_every_id_before_removing_any(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = ingest(env, capsys)
+    assert main(["docs", "rm", ids["garden.md"][:8], "ffffffffff"]) == 1
+    assert "no document ffffffffff" in capsys.readouterr().err
+    assert main(["docs", "show", ids["garden.md"]]) == 0  # still there
+    capsys.readouterr()
+
+    assert main(["docs", "rm", ids["garden.md"][:8], ids["boat.pdf"], "--json"]) == 0
+    removed = json.loads(capsys.readouterr().out)
+    assert {d["id"] for d in removed} == {ids["garden.md"], ids["boat.pdf"]}
+    assert main(["docs", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_docs_list_marks_cut_titles_and_counts_in_words(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (env / "long.md").write_text("# " + "A very long title " * 5 + "\n\nBody text.\n")
+    ingest(env, capsys)
+    assert main(["docs", "list", "--source-prefix", str(env / "long")]) == 0
+    out = capsys.readouterr().out
+    assert "…" in out and out.rstrip().endswith("\n1 document")
+    assert main(["docs", "show", "abc"]) == 2  # too short to be an id
+    assert "at least 6 characters" in capsys.readouterr().err
+
+
+def test_offline_ask_says_first_that_no_model_was_called(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(env, capsys)
+    both = io.StringIO()  # stdout and stderr in the order a terminal shows them
+    monkeypatch.setattr("sys.stdout", both)
+    monkeypatch.setattr("sys.stderr", both)
+    assert main(["ask", "When should I water the tomatoes?", "-k", "1"]) == 0
+    lines = both.getvalue().splitlines()
+    assert lines[0].startswith("Note: No model was called")
+    assert "not an answer" in lines[0]
+    assert "Sources:" in lines and "Water tomatoes at dawn" in both.getvalue()
+    assert sum("No model was called" in line for line in lines) == 1
+
+
+def test_files_gc_and_sync_print_json(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ingest(env, capsys)
+    assert main(["files", "gc", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["files", "sync", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_ends_quietly(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(env, capsys)
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())  # `kb docs list --json | head -1`
+    assert main(["docs", "list", "--json"]) == 1
+    assert capsys.readouterr().err == ""
