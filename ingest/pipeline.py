@@ -68,6 +68,8 @@ class _Pending:
     chunks: list[Chunk]
     upload: Future[Document]
     sources: list[tuple[str, list[Document]]]  # (source, versions it replaces)
+    state: str = "pending"  # then "committed" or "failed"
+    reason: str = ""
 
 
 def ingest_paths(
@@ -106,14 +108,17 @@ def _prune(
         gone = [s for s in doc.sources if s.startswith(prefixes) and s not in seen]
         for source in gone:
             result = FileResult(source, "removed", doc_id=doc.id)
-            _drop_source(kb, doc, source)
-            doc = dataclasses.replace(doc, sources=tuple(s for s in doc.sources if s != source))
+            _drop_source(kb, doc.id, source)
             if progress:
                 progress(result)
             yield result
 
 
-def _drop_source(kb: KnowledgeBase, doc: Document, source: str) -> None:
+def _drop_source(kb: KnowledgeBase, doc_id: str, source: str) -> None:
+    """Take `source` off a document (read afresh); a document left without sources goes."""
+    doc = kb.index.get(doc_id)
+    if doc is None or source not in doc.sources:
+        return
     rest = tuple(s for s in doc.sources if s != source)
     if rest:
         kb.index.commit(dataclasses.replace(doc, sources=rest))
@@ -122,6 +127,11 @@ def _drop_source(kb: KnowledgeBase, doc: Document, source: str) -> None:
 
 
 class _Run:
+    """One ingest run. Three stages overlap: extraction (a thread driving the child process),
+    reading (this thread: chunking, submitting uploads) and writing (one thread: embedding a
+    batch, writing its chunks, committing its records), so the model is never idle while
+    files are read."""
+
     def __init__(self, kb: KnowledgeBase, progress: Progress | None) -> None:
         self.kb = kb
         self.settings = kb.settings
@@ -129,9 +139,12 @@ class _Run:
         self.report = IngestReport()
         self.size = chunk_size_for(kb.embedder, self.settings.chunk_tokens)
         self.overlap = min(self.settings.chunk_overlap, self.size // 2)
-        self.pending: list[_Pending] = []
-        self.pending_ids: dict[str, _Pending] = {}
+        self.batch: list[_Pending] = []
+        self.seen: dict[str, _Pending] = {}  # every new document of this run, by id
+        self.lock = threading.RLock()  # guards _Pending.sources/state and the results
         self.uploads = ThreadPoolExecutor(2, thread_name_prefix="kb-upload")
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="kb-write")
+        self.writing: Future[None] | None = None
 
     def run(self, items: list[tuple[Path, str]]) -> IngestReport:
         started = time.perf_counter()
@@ -142,23 +155,34 @@ class _Run:
             for source in doc.sources:
                 by_source.setdefault(source, []).append(doc)
         try:
-            for path, source, outcome in self._extract_ahead(items, by_source, by_id):
+            for path, source, outcome in self._extract_ahead(items, by_id):
                 self._handle(path, source, outcome, by_source, by_id)
-                if sum(len(p.chunks) for p in self.pending) >= self.settings.write_batch_size:
-                    self._flush()
-            self._flush()
+                if sum(len(p.chunks) for p in self.batch) >= self.settings.write_batch_size:
+                    self._hand_off()
+            self._hand_off()
+            self._wait()
         finally:
+            self.writer.shutdown(wait=True, cancel_futures=True)
             self.uploads.shutdown(wait=True, cancel_futures=True)
         order = {source: i for i, (_, source) in enumerate(items)}
         self.report.results.sort(key=lambda r: order.get(r.path, len(order)))
         self.report.seconds = time.perf_counter() - started
         return self.report
 
+    def _hand_off(self) -> None:
+        """Write the current batch once the previous one is written; keep reading meanwhile."""
+        self._wait()
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self.writing = self.writer.submit(self._write, batch)
+
+    def _wait(self) -> None:
+        if self.writing is not None:
+            writing, self.writing = self.writing, None
+            writing.result()  # a failed write stops the run here
+
     def _extract_ahead(
-        self,
-        items: list[tuple[Path, str]],
-        by_source: dict[str, list[Document]],
-        by_id: dict[str, Document],
+        self, items: list[tuple[Path, str]], by_id: dict[str, Document]
     ) -> Iterator[tuple[Path, str, Outcome]]:
         """Yield (path, source, outcome) in order; extraction runs ahead in a thread."""
         out: queue.Queue[tuple[Path, str, Outcome] | None] = queue.Queue(_LOOKAHEAD)
@@ -185,11 +209,7 @@ class _Run:
             worker.join()
 
     def _prepare(
-        self,
-        extractor: Extractor,
-        path: Path,
-        source: str,
-        by_id: dict[str, Document],
+        self, extractor: Extractor, path: Path, source: str, by_id: dict[str, Document]
     ) -> Outcome:
         if kind_of(path) is None:
             return FileResult(source, "skipped", "unsupported type")
@@ -227,10 +247,8 @@ class _Run:
             return
         doc_id = outcome if isinstance(outcome, str) else outcome.doc_id
         previous = [d for d in by_source.get(source, []) if d.id != doc_id]
-        if doc_id in self.pending_ids:  # same content twice in one run: one more source
-            p = self.pending_ids[doc_id]
-            p.doc = dataclasses.replace(p.doc, sources=(*p.doc.sources, source))
-            p.sources.append((source, previous))
+        if doc_id in self.seen:  # the same content again in this run
+            self._add_source(self.seen[doc_id], source, previous)
             return
         if isinstance(outcome, str):  # content already in the index
             doc = by_id[outcome]
@@ -245,13 +263,28 @@ class _Run:
         doc, chunks = self._build(doc_id, source, path, outcome.extraction)
         upload = self.uploads.submit(upload_document, self.kb.files, self.kb.blobs, doc)
         pending = _Pending(doc, chunks, upload, [(source, previous)])
-        self.pending.append(pending)
-        self.pending_ids[doc_id] = pending
+        self.batch.append(pending)
+        self.seen[doc_id] = pending
+
+    def _add_source(self, p: _Pending, source: str, previous: list[Document]) -> None:
+        with self.lock:
+            if p.state == "pending":  # the writer commits every source in p.sources
+                p.sources.append((source, previous))
+                return
+            if p.state == "failed":
+                self._record(FileResult(source, "failed", p.reason, doc_id=p.doc.id))
+                return
+            doc = self.kb.index.get(p.doc.id)
+        if doc is None:  # removed meanwhile by another process
+            self._record(FileResult(source, "failed", "document removed during ingest"))
+            return
+        doc = dataclasses.replace(doc, sources=(*doc.sources, source))
+        self.kb.index.commit(doc)
+        self._replace(previous, source, doc, f"same content as {doc.sources[0]}")
 
     def _build(
         self, doc_id: str, source: str, path: Path, extraction: Extraction
     ) -> tuple[Document, list[Chunk]]:
-        data_len = path.stat().st_size
         parts: tuple[Part, ...] = (Part(0, 1, max(extraction.page_count, 1)),)
         if extraction.kind == "pdf":
             parts = plan_parts(
@@ -273,7 +306,7 @@ class _Run:
             title=extraction.title,
             kind=extraction.kind,
             mime_type=extraction.mime_type,
-            size_bytes=data_len,
+            size_bytes=path.stat().st_size,
             page_count=extraction.page_count,
             chunk_count=len(chunks),
             sources=(source,),
@@ -285,43 +318,48 @@ class _Run:
         )
         return doc, chunks
 
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        batch, self.pending, self.pending_ids = self.pending, [], {}
+    def _write(self, batch: list[_Pending]) -> None:
+        """Embed a batch, write its chunks, then commit the records of its uploaded documents."""
         self.kb.index.delete_chunks_of([p.doc.id for p in batch])  # leftovers of a crashed run
         chunks = [c for p in batch for c in p.chunks]
-        embeddings = self.kb.embedder.embed([c.text for c in chunks])
-        self.kb.index.add_chunks(chunks, embeddings)
+        self.kb.index.add_chunks(chunks, self.kb.embedder.embed([c.text for c in chunks]))
         self.report.embedded_chunks += len(chunks)
         ready: list[tuple[_Pending, Document]] = []
         for p in batch:
             try:
-                uploaded = p.upload.result()
+                ready.append((p, p.upload.result()))
             except (TooLarge, InvalidInput, UnsupportedType) as exc:
                 self.kb.index.delete_chunks(p.doc.id)
-                for source, _ in p.sources:
-                    self._record(
-                        FileResult(source, "failed", f"upload rejected: {exc}", doc_id=p.doc.id)
-                    )
-                continue
-            ready.append((p, dataclasses.replace(uploaded, sources=p.doc.sources)))
-            self.report.uploaded_files += len(uploaded.files)
-        self.kb.index.commit_many([doc for _, doc in ready])
-        for p, doc in ready:
-            for source, previous in p.sources:
+                with self.lock:
+                    p.state, p.reason = "failed", f"upload rejected: {exc}"
+                    for source, _ in p.sources:
+                        self._record(FileResult(source, "failed", p.reason, doc_id=p.doc.id))
+        with self.lock:
+            docs = [
+                dataclasses.replace(uploaded, sources=tuple(s for s, _ in p.sources))
+                for p, uploaded in ready
+            ]
+            self.kb.index.commit_many(docs)
+            committed = []
+            for (p, _), doc in zip(ready, docs, strict=True):
+                p.state = "committed"
+                committed.append((doc, list(p.sources)))
+                self.report.uploaded_files += len(doc.files)
+        for doc, sources in committed:
+            for source, previous in sources:
                 self._replace(previous, source, doc, "; ".join(doc.notes))
 
     def _replace(self, previous: list[Document], source: str, doc: Document, reason: str) -> None:
         """`source` now belongs to the committed `doc`: drop it from older versions."""
         for old in previous:
-            _drop_source(self.kb, old, source)
+            _drop_source(self.kb, old.id, source)
         self._record(_result(source, "updated" if previous else "added", doc, reason))
 
     def _record(self, result: FileResult) -> None:
-        self.report.results.append(result)
-        if self.progress:
-            self.progress(result)
+        with self.lock:
+            self.report.results.append(result)
+            if self.progress:
+                self.progress(result)
 
 
 def _result(source: str, status: FileStatus, doc: Document, reason: str = "") -> FileResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -47,6 +48,9 @@ class SentenceTransformerEmbedder:
     def __init__(self, name: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # ingest extracts files in another process while the model runs: threads that sleep
+        # instead of spinning keep both fast on a small machine (read when torch loads)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -65,6 +69,10 @@ class SentenceTransformerEmbedder:
         self.max_tokens: int = max_tokens
         self._batch_size = batch_size
         self._lock = threading.Lock()
+        # The fast tokenizer keeps padding/truncation state: offsets for chunking get their
+        # own copy, so chunking one file never disturbs a batch being encoded for another.
+        self._offsets_tokenizer = copy.deepcopy(model.tokenizer)
+        self._offsets_lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The lock is held for a few texts at a time, so a query never waits out a bulk ingest."""
@@ -94,7 +102,8 @@ class SentenceTransformerEmbedder:
         )
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        encoded = self._model.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
+        with self._offsets_lock:
+            encoded = self._offsets_tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
         return [(int(a), int(b)) for a, b in encoded["offset_mapping"]]

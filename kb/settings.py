@@ -28,7 +28,7 @@ class Settings:
     embed_batch_size: int = 64
     chunk_tokens: int = 200
     chunk_overlap: int = 40
-    write_batch_size: int = 1000
+    write_batch_size: int = 256
     extract_timeout: float = 120.0
     max_file_bytes: int = 200 * 1024 * 1024
     # Retrieval and answering

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -190,3 +191,20 @@ def test_a_hanging_file_times_out_and_the_next_one_still_works(tmp_path: Path) -
         with pytest.raises(ExtractionError, match="timed out"):
             extractor.extract(fifo)
         assert extractor.extract(good).pages[0].text.strip() == "Fine text."
+
+
+def test_same_content_in_later_batches_is_embedded_once(knowledge_base, tmp_path: Path) -> None:
+    knowledge_base.settings = dataclasses.replace(knowledge_base.settings, write_batch_size=1)
+    root = tmp_path / "dups"
+    root.mkdir()
+    for name in ("a.txt", "m.txt", "z.txt"):
+        (root / name).write_text("Lock gates open two hours before high water.\n")
+    (root / "b.txt").write_text("Pilots board at the outer buoy.\n")
+
+    report = ingest_paths(knowledge_base, [root])
+
+    assert all(label.startswith("added") for label in statuses(report).values())
+    assert report.embedded_chunks == 2
+    assert knowledge_base.index.count() == 2
+    doc = knowledge_base.index.find_by_source(str((root / "a.txt").resolve()))[0]
+    assert {Path(s).name for s in doc.sources} == {"a.txt", "m.txt", "z.txt"}
