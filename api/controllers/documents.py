@@ -34,11 +34,9 @@ def _ingest(kb: KnowledgeBase, files: list[ReceivedFile]) -> UploadResponse:
     from ingest.pipeline import ingest_uploads
     from kb.extraction import kind_of
 
-    unsupported = [f.filename for f in files if kind_of(f.path) is None]
-    if unsupported:
-        raise UnsupportedType(
-            f"unsupported file type: {', '.join(unsupported)} (kb reads PDF, text and images)"
-        )
+    if all(kind_of(f.path) is None for f in files):  # one bad file never stops the others
+        names = ", ".join(f.filename for f in files)
+        raise UnsupportedType(f"unsupported file type: {names} (kb reads PDF, text and images)")
     report = ingest_uploads(kb, [(f.path, f.filename) for f in files])
     return UploadResponse(
         results=[from_file_result(r) for r in report.results],

@@ -87,12 +87,24 @@ def test_empty_file_gets_a_status(client: httpx.Client) -> None:
     assert "empty" in result["reason"]
 
 
-def test_unsupported_type_is_415_and_nothing_is_ingested(client: httpx.Client) -> None:
+def test_unsupported_upload_is_415_and_nothing_is_ingested(client: httpx.Client) -> None:
     before = client.get("/v1/documents").json()["total"]
-    response = upload(client, {"fine.txt": "fine text", "program.exe": b"MZ\x90\x00binary"})
+    response = upload(client, {"program.exe": b"MZ\x90\x00binary"})
     body = assert_error(response, 415, "unsupported_type")
     assert "program.exe" in body["error"]["message"]
     assert client.get("/v1/documents").json()["total"] == before
+
+
+def test_an_unsupported_file_never_stops_the_others(client: httpx.Client) -> None:
+    response = upload(
+        client,
+        {"harbour-fees.txt": "Mooring costs 12 euros a night.", "program.exe": b"MZ\x90\x00binary"},
+    )
+    assert response.status_code == 200
+    results = {r["path"].removeprefix("upload:"): r for r in response.json()["results"]}
+    assert results["harbour-fees.txt"]["status"] == "added"
+    assert results["program.exe"]["status"] == "skipped"
+    assert results["program.exe"]["reason"] == "unsupported type"
 
 
 def test_non_multipart_body_is_415(client: httpx.Client) -> None:
