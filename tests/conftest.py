@@ -40,3 +40,20 @@ def knowledge_base(settings, embedder) -> Iterator[object]:  # type: ignore[no-u
     kb = open_kb(settings, embedder=embedder)
     yield kb
     kb.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+    """For commands run through `kb.cli.main`: an offline data dir, the session's model, and a
+    folder of notes (a Markdown file and a two-page PDF) to ingest."""
+    from tests.pdfs import make_pdf
+
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "kbdata"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setattr("kb.service.load_embedder", lambda settings: embedder)
+    root = tmp_path / "notes"
+    root.mkdir()
+    (root / "garden.md").write_text("# Garden\n\nWater tomatoes at dawn, never at noon.\n")
+    make_pdf(root / "boat.pdf", ["Boat manual.", "Check the bilge pump every spring."])
+    return root

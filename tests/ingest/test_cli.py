@@ -8,20 +8,6 @@ from pathlib import Path
 import pytest
 
 from kb.cli import main
-from tests.pdfs import make_pdf
-
-
-@pytest.fixture
-def env(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "kbdata"))
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setattr("kb.service.load_embedder", lambda settings: embedder)
-    root = tmp_path / "notes"
-    root.mkdir()
-    (root / "garden.md").write_text("# Garden\n\nWater tomatoes at dawn, never at noon.\n")
-    make_pdf(root / "boat.pdf", ["Boat manual.", "Check the bilge pump every spring."])
-    return root
 
 
 def test_ingest_json_summary_and_exit_codes(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
