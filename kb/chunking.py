@@ -66,11 +66,15 @@ def chunk_pages(
     for _, _, n in spans:
         counts.append(counts[-1] + n)
     chunks: list[Chunk] = []
-    start = 0
+    start, previous_end = 0, 0
     while True:
         end = _window_end(text, spans, counts, page_starts, start, size, overlap)
         while end - start > 1 and len(token_offsets(_slice(text, spans, start, end))) > size:
             end -= 1
+        if end <= previous_end:  # a multi-token character blocks the way: move the start on
+            start += 1
+            continue
+        previous_end = end
         char_start, char_end = spans[start][0], spans[end - 1][1]
         chunks.append(
             Chunk(

@@ -180,3 +180,11 @@ def test_chunks_of_a_long_document_fit_the_model(embedder: Any) -> None:
     for chunk in chunks:
         assert len(embedder.token_offsets(chunk.text)) + 2 <= embedder.max_tokens
     check_invariants(pages, chunks, embedder.token_offsets, size, 40)
+
+
+def test_a_multi_token_character_never_yields_a_window_inside_the_previous_one(
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    pages = [Page(1, "0:0텡")]  # the Hangul syllable is three tokens
+    chunks = chunk_pages("d", 0, pages, embedder.token_offsets, size=4, overlap=2)
+    check_invariants(pages, chunks, embedder.token_offsets, 4, 2)
