@@ -5,7 +5,8 @@ Runs the Anthropic stand-in on loopback, uploads generated PDFs of 10 KB to 20 M
 (`ClaudeAnswerer`, a `file` source) and once with the same document inline as base64. The
 byte counts are what the real SDK sent, read from the stand-in's request log.
 
-    .venv/bin/python -m bench.request_size [--sizes 10k,100k,1m,5m,20m]
+    .venv/bin/python bench/request_size.py [--sizes 10k,100k,1m,5m,20m]
+    (or .venv/bin/python -m bench.request_size)
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the stand-in lives in tests/
+    sys.path.insert(0, str(ROOT))
 
 SIZES = "10k,100k,1m,5m,20m"
 QUESTION = "What colour is the lighthouse tower?"
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 hit = DocumentHit(doc, 1.0, (ChunkHit(Chunk(doc_id, 0, 0, "x", 1, 1), 1.0),))
                 answerer.answer(QUESTION, [hit])
                 by_id = app.state.log[-1].body_size
-                request = Plan(QUESTION, [Pick(doc, doc.parts[0], 1.0)], []).request(settings)
+                request = Plan.of(QUESTION, [Pick(doc, doc.parts[0], 1.0)]).request(settings)
                 request["messages"][0]["content"][0]["source"] = {
                     "type": "base64",
                     "media_type": "application/pdf",

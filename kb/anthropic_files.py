@@ -1,10 +1,17 @@
-"""The Anthropic Files API as a `FileStore`, the client factory, and the one place where
-SDK errors become `kb.errors`.
+"""The Anthropic Files API as a `FileStore`, and the client factory.
 
 Uploads are never retried blindly: the SDK sends no idempotency key, so a timeout or 5xx
 after the server stored the file would leave a duplicate. Instead every upload goes out with
-`max_retries=0`, and after a failure the store lists the remote files and looks for the
-hash-prefixed name (`kb.files.remote_filename`) before sending again.
+`max_retries=0` (other calls keep the SDK's retries), and after a failure the store waits,
+lists the remote files (GA `page`/`next_page` pagination, newest first) and looks for the part's
+`kb-<hash>-p<part>-` prefix (`kb.files.remote_filename`) with the same size and type before
+sending again; if a retry then succeeds, stray copies from the failed attempts are deleted.
+Matching on the ASCII prefix, not the full name, survives a server that normalises filenames.
+A copy stored even later (a very slow server) is unreferenced and `kb files gc` removes it.
+
+Every upload names its type explicitly (document blocks take only `application/pdf` and
+`text/plain`; images `image/jpeg|png|gif|webp`): a guessed `text/markdown` or
+`application/octet-stream` would be unusable in a Messages request.
 """
 
 from __future__ import annotations
@@ -13,18 +20,13 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from kb.errors import (
-    InvalidInput,
-    KBError,
-    NotFound,
-    RateLimited,
-    TooLarge,
-    Unauthorized,
-    UpstreamError,
-    UpstreamTimeout,
-)
+from kb.anthropic_errors import to_kb_error
+
+__all__ = ["AnthropicFileStore", "make_client", "safe_name", "to_kb_error", "upload_mime"]
+from kb.errors import ConfigError, InvalidInput, KBError
 from kb.files import StoredFile, remote_filename
 
 if TYPE_CHECKING:
@@ -34,77 +36,72 @@ if TYPE_CHECKING:
 
 PREFIX = "kb-"
 UPLOAD_ATTEMPTS = 3
-_FORBIDDEN = re.compile(r'[<>:"|?*\\/\x00-\x1f]')
+MAX_RETRY_WAIT = 20.0  # seconds the SDK may sleep between retries, whatever retry-after says
+MAX_NAME = 255
+_FORBIDDEN = re.compile(r'[<>:"|?*\\/\x00-\x1f\x7f]')
+DOCUMENT_TYPES = ("application/pdf", "text/plain")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "application/x-pdf": "application/pdf",
+}
+BOM = b"\xef\xbb\xbf"
 
 
 def make_client(settings: Settings) -> anthropic.Anthropic:
-    """An SDK client for `settings`: explicit key and base URL, bounded timeouts."""
+    """An SDK client for `settings` (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`): explicit key
+    and base URL, so the SDK's own credential discovery never picks another; bounded timeouts."""
     import anthropic
 
-    if not settings.anthropic_api_key:
-        from kb.errors import ConfigError
+    class Client(anthropic.Anthropic):
+        """Honours `retry-after`, but waits at most `max_retry_wait` seconds (the SDK itself
+        would sleep for as long as any server asks, e.g. an hour, inside one request)."""
 
+        max_retry_wait = MAX_RETRY_WAIT
+
+        def _calculate_retry_timeout(self, *args: Any, **kwargs: Any) -> float:
+            wait = float(super()._calculate_retry_timeout(*args, **kwargs))
+            return min(wait, self.max_retry_wait)
+
+    key = (settings.anthropic_api_key or "").strip()
+    if not key:
         raise ConfigError("ANTHROPIC_API_KEY is not set")
-    return anthropic.Anthropic(
-        api_key=settings.anthropic_api_key,
-        base_url=settings.anthropic_base_url or None,
+    return Client(
+        api_key=key,
+        base_url=(settings.anthropic_base_url or "").strip() or None,
         timeout=anthropic.Timeout(300.0, connect=10.0),
         max_retries=2,
     )
 
 
-def _retry_hint(exc: Any) -> str | None:
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    if ms := headers.get("retry-after-ms"):
-        return f"retry after {float(ms) / 1000:g} s"
-    if seconds := headers.get("retry-after"):
-        return f"retry after {seconds} s"
-    return None
-
-
-def to_kb_error(exc: Exception, what: str = "Anthropic request") -> KBError:
-    """Map an SDK exception (or anything raised while talking to Anthropic) to `kb.errors`."""
-    import anthropic
-
-    if isinstance(exc, KBError):
-        return exc
-    if isinstance(exc, anthropic.APITimeoutError):
-        return UpstreamTimeout(f"{what} timed out")
-    if isinstance(exc, anthropic.APIConnectionError):
-        return UpstreamError(f"{what} failed: could not reach the Anthropic API ({exc})")
-    if not isinstance(exc, anthropic.APIStatusError):
-        return UpstreamError(f"{what} failed: {exc}")
-    status = exc.status_code
-    body = exc.body if isinstance(exc.body, dict) else {}
-    raw_error = body.get("error")
-    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
-    message = str(error.get("message") or exc.message)
-    rid = f" (request {exc.request_id})" if getattr(exc, "request_id", None) else ""
-    detail = f"{what} failed: {message}{rid}"
-    if status == 401:
-        return Unauthorized("Anthropic rejected the API key", hint=message)
-    if status == 403:
-        return Unauthorized(f"{what} not permitted for this API key: {message}")
-    if status == 404:
-        return NotFound(detail)
-    if status == 413 or (status == 400 and "storage_quota" in str(error.get("details", ""))):
-        return TooLarge(detail)
-    if status in (429, 529):
-        kind = "rate limited" if status == 429 else "overloaded"
-        return RateLimited(f"{what} failed: Anthropic is {kind}{rid}", hint=_retry_hint(exc))
-    if status == 504:
-        return UpstreamTimeout(detail)
-    if status >= 500:
-        return UpstreamError(detail)
-    if 400 <= status < 500:
-        return InvalidInput(detail)
-    return UpstreamError(detail)
+def upload_mime(mime_type: str, filename: str = "") -> str:
+    """The explicit type to upload under: one a Messages block accepts. Any `text/*` (e.g.
+    markdown) is sent as `text/plain`; anything else is refused before it is sent."""
+    mime = mime_type.split(";")[0].strip().lower()
+    mime = _ALIASES.get(mime, mime)
+    if mime.startswith("text/"):
+        return "text/plain"
+    if mime in DOCUMENT_TYPES or mime in IMAGE_TYPES:
+        return mime
+    raise InvalidInput(
+        f"{filename or 'file'}: type {mime_type!r} cannot be attached to a question "
+        "(only PDF, plain text and JPEG/PNG/GIF/WebP images can)"
+    )
 
 
 def safe_name(doc_id: str, part: int, filename: str) -> str:
-    """The remote name: hash prefix + basename, without characters the API rejects."""
-    base = re.split(r"[\\/]", filename)[-1] or "file"
-    return remote_filename(doc_id, part, _FORBIDDEN.sub("_", base))[:255]
+    """The remote name: hash prefix + basename, 1-255 characters, none of the forbidden
+    `<>:"|?*\\/` or control characters. A long name keeps its extension."""
+    base = re.split(r"[\\/]", filename)[-1].strip() or "file"
+    base = _FORBIDDEN.sub("_", base)
+    prefix = remote_filename(doc_id, part, "")
+    room = MAX_NAME - len(prefix)
+    if len(base) > room:
+        stem, dot, ext = base.rpartition(".")
+        ext = dot + ext if stem and len(ext) <= 10 else ""
+        base = base[: room - len(ext)] + ext
+    return prefix + base
 
 
 def _retryable(exc: Exception) -> bool:
@@ -115,66 +112,102 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 500
 
 
+def _same_type(a: str, b: str) -> bool:
+    return a.split(";")[0].strip().lower() == b.split(";")[0].strip().lower()
+
+
 class AnthropicFileStore:
     name = "anthropic"
+    backoff = 0.5  # seconds before the first reconciliation; doubles per failed attempt
 
     def __init__(self, client: anthropic.Anthropic, settings: Settings) -> None:
         self._client = client
         self._settings = settings
-        self._known: dict[str, tuple[str, int]] | None = None  # remote name -> (id, size)
+        self._known: list[StoredFile] | None = None  # remote listing, newest first
         self._lock = threading.Lock()  # ingest uploads from a thread pool
 
-    def _earlier(self, name: str, size: int) -> str | None:
-        """An earlier upload of the same part (e.g. by a crashed run), still present remotely.
-        The remote listing is read once per store; a hit is confirmed with a metadata GET."""
+    def _matches(self, key: str, size: int, mime: str) -> list[StoredFile]:
+        """Remote copies of one part (newest first), from the listing read once per store."""
         with self._lock:
             if self._known is None:
-                known = {}
-                for stored in reversed(list(self.list())):  # newest wins
-                    known[stored.filename] = (stored.file_id, stored.size_bytes)
-                self._known = known
-            hit = self._known.get(name)
-        if hit and hit[1] == size and self.exists(hit[0]):
-            return hit[0]
-        with self._lock:
-            self._known.pop(name, None)
+                self._known = list(self.list())
+            known = list(self._known)
+        return [
+            f
+            for f in known
+            if f.filename.startswith(key) and f.size_bytes == size and _same_type(f.mime_type, mime)
+        ]
+
+    def _earlier(self, key: str, size: int, mime: str) -> str | None:
+        """An earlier upload of the same part (e.g. by a crashed run), still present remotely:
+        confirmed with a metadata GET (it may have been deleted or have expired)."""
+        for stored in self._matches(key, size, mime):
+            if self.exists(stored.file_id):
+                return stored.file_id
+            self._forget(stored.file_id)
         return None
 
     def upload(self, doc_id: str, part: int, filename: str, mime_type: str, data: bytes) -> str:
         name = safe_name(doc_id, part, filename)
+        mime = upload_mime(mime_type, filename)
+        if mime == "text/plain":  # Claude's char offsets then match kb's extracted text
+            data = data.removeprefix(BOM)
+        key = remote_filename(doc_id, part, "")
+        earlier = self._earlier(key, len(data), mime)
+        if earlier:
+            return earlier
         uploader = self._client.with_options(
             max_retries=0, timeout=self._settings.upload_timeout
         ).files
-        earlier = self._earlier(name, len(data))
-        if earlier:
-            return earlier
         last: Exception | None = None
         for attempt in range(UPLOAD_ATTEMPTS):
-            if attempt:
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
             try:
-                file_id = uploader.upload(file=(name, data, mime_type)).id
-                self._remember(name, file_id, len(data))
-                return file_id
+                file_id = uploader.upload(file=(name, data, mime)).id
             except Exception as exc:
                 if not _retryable(exc):
                     raise to_kb_error(exc, f"Uploading {filename}") from exc
                 last = exc
-            found = self.find(name, len(data))  # the failed attempt may have been stored
-            if found:
-                self._remember(name, found, len(data))
-                return found
+                time.sleep(self.backoff * 2**attempt)  # a slow server may still be storing it
+                found = self.find(key, len(data), mime)
+                if found:
+                    return found
+                continue
+            if last is not None:
+                self._drop_strays(key, len(data), mime, file_id)
+            self._remember(StoredFile(file_id, name, mime, len(data)))
+            return file_id
         assert last is not None
         raise to_kb_error(last, f"Uploading {filename}") from last
 
-    def _remember(self, name: str, file_id: str, size: int) -> None:
-        if self._known is not None:
-            self._known[name] = (file_id, size)
+    def _drop_strays(self, key: str, size: int, mime: str, keep: str) -> None:
+        """After a retried upload: delete copies the failed attempts left after all."""
+        self._known = None
+        for stray in self._matches(key, size, mime):
+            if stray.file_id != keep:
+                self.delete(stray.file_id)
 
-    def find(self, name: str, size: int | None = None) -> str | None:
-        """The newest remote file stored under `name` (and of `size`), if any."""
-        for stored in self.list():
-            if stored.filename == name and (size is None or stored.size_bytes == size):
+    def _remember(self, stored: StoredFile) -> None:
+        with self._lock:
+            if self._known is not None:
+                self._known.insert(0, stored)
+
+    def _forget(self, file_id: str) -> None:
+        with self._lock:
+            if self._known is not None:
+                self._known = [f for f in self._known if f.file_id != file_id]
+
+    def find(self, key: str, size: int | None = None, mime: str | None = None) -> str | None:
+        """The newest remote file whose name starts with `key` (and of `size` and `mime`), read
+        from a fresh listing; the store's cached listing is refreshed with it."""
+        listing = list(self.list())
+        with self._lock:
+            self._known = listing
+        for stored in listing:
+            if not stored.filename.startswith(key):
+                continue
+            if size is not None and stored.size_bytes != size:
+                continue
+            if mime is None or _same_type(stored.mime_type, mime):
                 return stored.file_id
         return None
 
@@ -188,13 +221,12 @@ class AnthropicFileStore:
         except Exception as exc:
             raise to_kb_error(exc, "Reading file metadata") from exc
         expires = getattr(meta, "expires_at", None)
-        return expires is None or expires.timestamp() > time.time()
+        return not isinstance(expires, datetime) or expires.timestamp() > time.time()
 
     def delete(self, file_id: str) -> None:
         import anthropic
 
-        if self._known:
-            self._known = {k: v for k, v in self._known.items() if v[0] != file_id}
+        self._forget(file_id)
         try:
             self._client.files.delete(file_id)
         except anthropic.NotFoundError:
@@ -203,16 +235,20 @@ class AnthropicFileStore:
             raise to_kb_error(exc, f"Deleting {file_id}") from exc
 
     def list(self) -> Iterator[StoredFile]:
+        """kb's files, newest first, across every page (`page`/`next_page`, GA dialect)."""
         try:
             for meta in self._client.files.list(limit=1000):
-                if meta.filename.startswith(PREFIX):
-                    yield StoredFile(
-                        meta.id,
-                        meta.filename,
-                        meta.mime_type,
-                        meta.size_bytes,
-                        meta.created_at.isoformat() if meta.created_at else "",
-                    )
+                filename = getattr(meta, "filename", None)
+                if not isinstance(filename, str) or not filename.startswith(PREFIX):
+                    continue
+                created = getattr(meta, "created_at", None)
+                yield StoredFile(
+                    meta.id,
+                    filename,
+                    str(getattr(meta, "mime_type", None) or ""),
+                    int(getattr(meta, "size_bytes", None) or 0),
+                    created.isoformat() if isinstance(created, datetime) else str(created or ""),
+                )
         except KBError:
             raise
         except Exception as exc:

@@ -1,22 +1,39 @@
 """The Claude answerer: one Messages request per question, documents attached by `file_id`.
 
-The request holds the selected document parts as `document` blocks (images as `image`
-blocks) in a canonical order (doc id, then part) so the same set always gives the same cacheable
-prefix, `cache_control` on the last attachment, then the question. Citations come back
-relative to the part that was sent (`page_location`: 1-based, end exclusive) and are mapped to
-the original file's inclusive page numbers. A `file_id` that answers 404 (deleted or expired
-remotely) is re-uploaded from the local copy once and the request retried once.
+The request is planned in `kb.claude_request` (selection, blocks, citation mapping). Here:
+sending it (plain or streamed), turning the reply into an `Answer`, and recovery. A `file_id`
+the API reports missing (404, or a 400 naming a file as not found/expired: the contract leaves
+the status open) is re-uploaded from the local copy once and the request retried once.
+
+Only what the contract promises is relied on: `citations` may be null or absent, usage fields
+other than input/output tokens may be missing, unknown block/citation/event types are skipped,
+and a stop reason other than `end_turn`/`stop_sequence` is surfaced as the answer's notice. A
+stream that fails after its 200 (an `error` event) or ends before its final `message_delta`
+becomes a kb error, never a silently partial answer.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kb.anthropic_files import to_kb_error
-from kb.errors import KBError, NotFound
+from kb.claude_request import (
+    IMAGE_TOKENS,
+    OVERHEAD_TOKENS,
+    PDF_PAGE_TOKENS,
+    SYSTEM_PROMPT,
+    TEXT_BYTES_PER_TOKEN,
+    Pick,
+    Plan,
+    estimate_tokens,
+    file_id_of,
+    map_citation,
+    select,
+)
+from kb.errors import KBError, NotFound, UpstreamError
 from kb.pricing import estimate_cost
 from kb.types import (
     Answer,
@@ -26,7 +43,6 @@ from kb.types import (
     CitationDelta,
     Document,
     DocumentHit,
-    Part,
     SentDocument,
     TextDelta,
     Usage,
@@ -38,136 +54,58 @@ if TYPE_CHECKING:
     from kb.service import KnowledgeBase
     from kb.settings import Settings
 
-SYSTEM_PROMPT = (
-    "You answer questions using only the attached documents. Cite the passages you rely on. "
-    'If the documents do not contain the answer, say "The documents do not contain the '
-    'answer." and do not guess or use outside knowledge.'
-)
-PDF_PAGE_TOKENS = 2000  # conservative per page: extracted text plus the page image
-TEXT_BYTES_PER_TOKEN = 3
-IMAGE_TOKENS = 1600
-OVERHEAD_TOKENS = 500  # system prompt, block framing
+__all__ = [
+    "IMAGE_TOKENS",
+    "OVERHEAD_TOKENS",
+    "PDF_PAGE_TOKENS",
+    "SYSTEM_PROMPT",
+    "TEXT_BYTES_PER_TOKEN",
+    "ClaudeAnswerer",
+    "Pick",
+    "Plan",
+    "estimate_tokens",
+    "map_citation",
+    "select",
+]
+
+COMPLETE = frozenset({"end_turn", "stop_sequence"})
+REFUSED = "Claude declined to answer this question."
+STOP_NOTICES = {
+    "max_tokens": "The answer was cut off at the output limit (KB_MAX_OUTPUT_TOKENS={limit}).",
+    "refusal": REFUSED,
+    "model_context_window_exceeded": "The answer was cut off: the request filled the model's "
+    "context window. Fewer documents (KB_MAX_DOCUMENTS, KB_MAX_REQUEST_PAGES) leave more room.",
+    "pause_turn": "Claude paused before finishing the answer; ask again to continue.",
+}
+_MISSING = re.compile(r"not[ _]found|expired|does not exist|no such|deleted|unknown file", re.I)
+_FILE_ID = re.compile(r"file_[A-Za-z0-9_-]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Pick:
-    document: Document
-    part: Part
-    score: float
+def stop_notice(stop_reason: str | None, settings: Settings) -> str:
+    """What the user should know about how the answer ended ("" for a complete answer)."""
+    if stop_reason is None or stop_reason in COMPLETE:
+        return ""
+    notice = STOP_NOTICES.get(stop_reason, f"Claude stopped early (stop reason {stop_reason!r}).")
+    return notice.format(limit=settings.max_output_tokens)
 
 
-def estimate_tokens(doc: Document, part: Part) -> int:
-    if doc.kind == "pdf":
-        return (part.page_end - part.page_start + 1) * PDF_PAGE_TOKENS
-    if doc.kind == "image":
-        return IMAGE_TOKENS
-    return doc.size_bytes // TEXT_BYTES_PER_TOKEN + 1
+def _error_text(exc: Any) -> str:
+    return f"{getattr(exc, 'body', '')} {exc}"
 
 
-def _parts(doc: Document) -> tuple[Part, ...]:
-    return doc.parts or (Part(0, 1, max(doc.page_count, 1)),)
-
-
-def select(question: str, hits: Sequence[DocumentHit], settings: Settings) -> list[Pick]:
-    """Best-scoring documents (only the parts holding hit chunks) within the request budget:
-    at most `max_documents` documents, `max_request_pages` PDF pages, `max_request_tokens`."""
-    pages, docs = 0, 0
-    tokens = OVERHEAD_TOKENS + len(question) // 2
-    picks: list[Pick] = []
-    for hit in sorted(hits, key=lambda h: -h.score):
-        if docs >= settings.max_documents:
-            break
-        doc, parts = hit.document, _parts(hit.document)
-        by_index = {p.index: p for p in parts}
-        wanted: list[Part] = []
-        for chunk_hit in sorted(hit.chunks, key=lambda c: -c.score):
-            part = by_index.get(chunk_hit.chunk.part)
-            if part is not None and part not in wanted:
-                wanted.append(part)
-        chosen = False
-        for part in wanted or [parts[0]]:
-            n_pages = part.page_end - part.page_start + 1 if doc.kind == "pdf" else 0
-            cost = estimate_tokens(doc, part)
-            if pages + n_pages > settings.max_request_pages:
-                continue
-            if tokens + cost > settings.max_request_tokens:
-                continue
-            pages, tokens, chosen = pages + n_pages, tokens + cost, True
-            picks.append(Pick(doc, part, hit.score))
-        docs += chosen
-    return sorted(picks, key=lambda p: (p.document.id, p.part.index))
-
-
-def _file_id(pick: Pick) -> str | None:
-    return next((f.file_id for f in pick.document.files if f.part == pick.part.index), None)
-
-
-@dataclass
-class Plan:
-    question: str
-    picks: list[Pick]
-    documents: list[Pick]  # the picks sent as `document` blocks, by document_index
-
-    def request(self, settings: Settings) -> dict[str, Any]:
-        blocks: list[dict[str, Any]] = []
-        for pick in self.picks:
-            source = {"type": "file", "file_id": _file_id(pick)}
-            if pick.document.kind == "image":
-                blocks.append({"type": "image", "source": source})
-                continue
-            doc, part = pick.document, pick.part
-            context = f"Source: {doc.source}"
-            if doc.kind == "pdf":
-                context += f"; pages {part.page_start}-{part.page_end} of {doc.page_count}"
-            blocks.append(
-                {
-                    "type": "document",
-                    "source": source,
-                    "title": doc.title[:250] or None,
-                    "context": context,
-                    "citations": {"enabled": True},
-                }
-            )
-        documents = [b for b in blocks if b["type"] == "document"] or blocks
-        if documents:  # the cacheable prefix ends at the last document block
-            documents[-1]["cache_control"] = {"type": "ephemeral"}
-        blocks.append({"type": "text", "text": self.question})
-        return {
-            "model": settings.claude_model,
-            "max_tokens": settings.max_output_tokens,
-            "system": SYSTEM_PROMPT,
-            "messages": [{"role": "user", "content": blocks}],
-        }
-
-
-def map_citation(plan: Plan, cited: Any) -> Citation | None:
-    """An API citation -> kb Citation in the original document's numbering."""
-    index = getattr(cited, "document_index", None)
-    if not isinstance(index, int) or not 0 <= index < len(plan.documents):
-        return None
-    doc, part = plan.documents[index].document, plan.documents[index].part
-    base = Citation(
-        doc.id, doc.title, doc.source, cited.cited_text, file_id=_file_id(plan.documents[index])
-    )
-    if cited.type == "page_location":
-        start = part.page_start + cited.start_page_number - 1
-        last = max(cited.end_page_number - 1, cited.start_page_number)  # end is exclusive
-        end = min(part.page_start + last - 1, part.page_end)
-        return replace(base, page_start=min(start, end), page_end=end)
-    if cited.type == "char_location":
-        return replace(base, char_start=cited.start_char_index, char_end=cited.end_char_index)
-    return base
-
-
-def _missing_file(exc: Any, plan: Plan) -> bool:
-    """A 404, or a 400 that names one of the sent file_ids as not found or expired."""
+def _maybe_missing_file(exc: Exception) -> bool:
+    """A 404, or a 400 that says a file is not found/expired: worth checking the sent ids."""
     import anthropic
 
     if isinstance(exc, anthropic.NotFoundError):
         return True
-    text = f"{getattr(exc, 'body', '')} {exc}"
-    sent = {fid for p in plan.picks if (fid := _file_id(p))}
-    return any(fid in text for fid in sent) and bool(re.search(r"not found|expired", text, re.I))
+    if not isinstance(exc, anthropic.BadRequestError):
+        return False
+    text = _error_text(exc)
+    code = getattr(exc, "error_code", None)
+    return code in ("file_expired", "file_not_found") or (
+        "file" in text.lower() and bool(_MISSING.search(text))
+    )
 
 
 class ClaudeAnswerer:
@@ -192,32 +130,23 @@ class ClaudeAnswerer:
     def _run(
         self, question: str, hits: Sequence[DocumentHit], *, streaming: bool
     ) -> Iterator[AnswerEvent]:
-        import anthropic
-
         picks = [self._ensure_uploaded(p) for p in select(question, hits, self._settings)]
         if not picks:
             yield AnswerDone(self._nothing_to_send())
             return
-        plan = Plan(question, picks, [p for p in picks if p.document.kind != "image"])
+        plan = Plan.of(question, picks)
         for attempt in (0, 1):
             try:
-                if not streaming:
+                if streaming:
+                    yield from self._stream_once(plan)
+                else:
                     message = self._client.messages.create(**plan.request(self._settings))
                     yield AnswerDone(self._build(plan, message, message._request_id))
-                    return
-                with self._client.messages.stream(**plan.request(self._settings)) as stream:
-                    for event in stream:
-                        if event.type == "text":
-                            yield TextDelta(event.text)
-                        elif event.type == "citation":
-                            citation = map_citation(plan, event.citation)
-                            if citation is not None:
-                                yield CitationDelta(citation)
-                    final = stream.get_final_message()
-                    yield AnswerDone(self._build(plan, final, stream.request_id))
-                    return
-            except (anthropic.NotFoundError, anthropic.BadRequestError) as exc:
-                if not _missing_file(exc, plan):
+                return
+            except KBError:
+                raise
+            except Exception as exc:
+                if not _maybe_missing_file(exc):
                     raise to_kb_error(exc, "Asking Claude") from exc
                 if attempt:
                     raise NotFound(
@@ -225,14 +154,27 @@ class ClaudeAnswerer:
                         hint=str(to_kb_error(exc)),
                     ) from exc
                 plan = self._recover(plan, exc)
-            except KBError:
-                raise
-            except Exception as exc:
-                raise to_kb_error(exc, "Asking Claude") from exc
+
+    def _stream_once(self, plan: Plan) -> Iterator[AnswerEvent]:
+        with self._client.messages.stream(**plan.request(self._settings)) as stream:
+            for event in stream:
+                if event.type == "text" and event.text:
+                    yield TextDelta(event.text)
+                elif event.type == "citation":
+                    citation = map_citation(plan, event.citation)
+                    if citation is not None:
+                        yield CitationDelta(citation)
+            final = stream.get_final_message()
+            if final.stop_reason is None:  # no message_delta: the body ended early
+                raise UpstreamError(
+                    "Asking Claude failed: the answer stream ended before it was complete "
+                    f"(request {stream.request_id}); the partial answer was discarded"
+                )
+            yield AnswerDone(self._build(plan, final, stream.request_id))
 
     def _ensure_uploaded(self, pick: Pick) -> Pick:
         doc = pick.document
-        if doc.file_store == self._kb.files.name and _file_id(pick):
+        if doc.file_store == self._kb.files.name and file_id_of(pick):
             return pick
         return replace(pick, document=self._reupload(doc))
 
@@ -244,45 +186,50 @@ class ClaudeAnswerer:
         return new_doc
 
     def _recover(self, plan: Plan, exc: Exception) -> Plan:
-        """Re-upload the documents whose file_ids are gone; return the plan with new ids."""
-        named = set(re.findall(r"file_[A-Za-z0-9_-]+", str(getattr(exc, "body", "")) + str(exc)))
-        sent = {fid for p in plan.picks if (fid := _file_id(p))}
-        gone = (named & sent) | {f for f in sent - named if not self._kb.files.exists(f)}
+        """Re-upload the documents whose file_ids are gone; return the plan with new ids.
+        An error that names no sent file, while every sent file still exists, is not about
+        files (e.g. an unknown model): it is raised as is."""
+        sent = plan.file_ids()
+        named = set(_FILE_ID.findall(_error_text(exc))) & sent
+        gone = named | {f for f in sent - named if not self._kb.files.exists(f)}
+        if not gone:
+            raise to_kb_error(exc, "Asking Claude") from exc
         renewed: dict[str, Document] = {}
         for pick in plan.picks:
             doc = pick.document
-            if _file_id(pick) in gone and doc.id not in renewed:
+            if file_id_of(pick) in gone and doc.id not in renewed:
                 renewed[doc.id] = self._reupload(doc)
         picks = [replace(p, document=renewed.get(p.document.id, p.document)) for p in plan.picks]
-        return Plan(plan.question, picks, [p for p in picks if p.document.kind != "image"])
+        return Plan.of(plan.question, picks)
 
     def _build(self, plan: Plan, message: Any, request_id: str | None) -> Answer:
-        text, citations = [], []
-        for block in message.content:
-            if block.type != "text":
-                continue
+        text: list[str] = []
+        citations: list[Citation] = []
+        for block in getattr(message, "content", None) or ():
+            if getattr(block, "type", None) != "text" or not isinstance(block.text, str):
+                continue  # thinking, tool use, or a block type this client does not know
             text.append(block.text)
-            for cited in block.citations or ():
+            for cited in getattr(block, "citations", None) or ():
                 citation = map_citation(plan, cited)
                 if citation is not None and citation not in citations:
                     citations.append(citation)
-        u = message.usage
-        usage = Usage(
-            u.input_tokens,
-            u.output_tokens,
-            u.cache_creation_input_tokens or 0,
-            u.cache_read_input_tokens or 0,
-        )
-        cost = estimate_cost(message.model, usage, self._settings.price_table)
+        model = getattr(message, "model", None) or self._settings.claude_model
+        stop_reason = getattr(message, "stop_reason", None)
+        notice = stop_notice(stop_reason, self._settings)
+        answer_text = "".join(text).strip()
+        if not answer_text and stop_reason == "refusal":
+            answer_text = REFUSED
+        usage = _usage(getattr(message, "usage", None))
+        cost = estimate_cost(model, usage, self._settings.price_table)
         return Answer(
-            text="".join(text).strip(),
+            text=answer_text,
             citations=tuple(citations),
             documents=tuple(
                 SentDocument(
                     p.document.id,
                     p.document.title,
                     p.score,
-                    _file_id(p),
+                    file_id_of(p),
                     p.part.index,
                     p.part.page_start,
                     p.part.page_end,
@@ -291,8 +238,9 @@ class ClaudeAnswerer:
             ),
             answered_by="claude",
             usage=replace(usage, cost_usd=cost),
-            model=message.model,
+            model=model,
             request_id=request_id,
+            notice=notice,
         )
 
     def _nothing_to_send(self) -> Answer:
@@ -303,3 +251,19 @@ class ClaudeAnswerer:
             answered_by="claude",
             notice="No documents were selected, so Claude was not called.",
         )
+
+
+def _usage(u: Any) -> Usage:
+    """Token counts; only input/output are required by the contract, and even they are read
+    defensively (a missing count is 0, not a crash)."""
+
+    def count(name: str) -> int:
+        value = getattr(u, name, None)
+        return value if isinstance(value, int) else 0
+
+    return Usage(
+        count("input_tokens"),
+        count("output_tokens"),
+        count("cache_creation_input_tokens"),
+        count("cache_read_input_tokens"),
+    )

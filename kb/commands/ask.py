@@ -19,7 +19,9 @@ def register(sub: Any) -> None:
         "ANTHROPIC_API_KEY no model is called: the best passages are shown instead.",
     )
     parser.add_argument("question")
-    parser.add_argument("-k", type=int, default=None, help="documents to retrieve (default 5)")
+    parser.add_argument(
+        "-k", type=int, default=None, help="documents to retrieve (default: KB_SEARCH_K, 5)"
+    )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument("--stream", action="store_true", help="print text as it arrives")
     parser.set_defaults(func=run)
@@ -41,25 +43,42 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print_json(answer)
                 return 0
+            if answer.answered_by != "claude":
+                _notice(answer, first=True)  # so that passages are never taken for an answer
             print(answer.text)
     finally:
         kb.close()
     _footer(answer)
+    if args.stream or answer.answered_by == "claude":
+        _notice(answer, first=False)
     return 0
 
 
+def _notice(answer: Answer, *, first: bool) -> None:
+    if answer.notice:
+        text = f"Note: {answer.notice}\n" if first else f"\nNote: {answer.notice}"
+        print(text, file=sys.stderr, flush=True)
+
+
 def _stream(events: Any) -> Answer:
+    """Print text as it arrives. A stream that fails midway (the answerer raises a KBError)
+    still ends its line, so the `kb: ...` error is not glued to partial text."""
     answer = None
-    for event in events:
-        if isinstance(event, TextDelta):
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-        elif isinstance(event, CitationDelta):
-            continue
-        elif isinstance(event, AnswerDone):
-            answer = event.answer
-    print()
-    assert answer is not None, "an answer stream ends with AnswerDone"
+    try:
+        for event in events:
+            if isinstance(event, TextDelta):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, CitationDelta):
+                continue
+            elif isinstance(event, AnswerDone):
+                answer = event.answer
+    finally:
+        print(flush=True)
+    if answer is None:
+        from kb.errors import UpstreamError
+
+        raise UpstreamError("the answer stream ended without an answer")
     return answer
 
 
@@ -88,5 +107,3 @@ def _footer(answer: Answer) -> None:
             f"{u.cache_read_tokens} read / {u.cache_write_tokens} written{cost}",
             file=sys.stderr,
         )
-    if answer.notice:
-        print(f"\nNote: {answer.notice}", file=sys.stderr)

@@ -19,10 +19,12 @@ def register(sub: Any) -> None:
     listing.set_defaults(func=run_list)
     gc = actions.add_parser("gc", help="delete stored files that no document references")
     gc.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
+    gc.add_argument("--json", action="store_true", help="print the files as JSON")
     gc.set_defaults(func=run_gc)
     sync = actions.add_parser(
         "sync", help="upload originals of documents that have no file in the current store"
     )
+    sync.add_argument("--json", action="store_true", help="print the uploaded documents as JSON")
     sync.set_defaults(func=run_sync)
 
 
@@ -65,6 +67,9 @@ def run_gc(args: argparse.Namespace) -> int:
         orphans = collect_garbage(kb, dry_run=args.dry_run)
     finally:
         kb.close()
+    if args.json:
+        print_json([vars_of(s) for s in orphans])
+        return 0
     verb = "would delete" if args.dry_run else "deleted"
     for s in orphans:
         print(f"{verb} {s.file_id}  {s.filename}")
@@ -102,6 +107,9 @@ def run_sync(args: argparse.Namespace) -> int:
         done = sync_documents(kb)
     finally:
         kb.close()
+    if args.json:
+        print_json(done)
+        return 0
     for doc in done:
         print(f"uploaded {doc.title} ({doc.id[:12]}): {len(doc.files)} file(s)")
     print(f"{len(done)} document(s) uploaded to the {kb.files.name} store")

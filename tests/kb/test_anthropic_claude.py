@@ -134,12 +134,28 @@ def test_missing_remote_file_is_uploaded_again_once(
         assert all(f.file_id in standin.state.files for f in online_kb.index.get(doc_id).files)
 
 
-def test_second_404_is_not_found(online_kb: Any, corpus: Path, standin: Any) -> None:
+def test_file_still_missing_after_reupload_is_not_found(
+    online_kb: Any, corpus: Path, standin: Any
+) -> None:
     ingest_paths(online_kb, [corpus])
+    standin.state.files.clear()
     standin.inject("/v1/messages", status=404, times=2, error_type="not_found_error")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="even after re-uploading"):
         _ask(online_kb, "Which ship laid the submarine cable?")
     assert len(_messages(standin)) == 2
+
+
+def test_404_about_something_else_is_not_retried(
+    online_kb: Any, corpus: Path, standin: Any
+) -> None:
+    """e.g. an unknown model: every sent file still exists, so nothing is re-uploaded."""
+    ingest_paths(online_kb, [corpus])
+    uploads = len(standin.requests("POST", "/v1/files"))
+    standin.inject("/v1/messages", status=404, error_type="not_found_error")
+    with pytest.raises(NotFound, match="Asking Claude failed: injected fault"):
+        _ask(online_kb, "Which ship laid the submarine cable?")
+    assert len(_messages(standin)) == 1
+    assert len(standin.requests("POST", "/v1/files")) == uploads
 
 
 def test_stream_gives_the_same_answer(online_kb: Any, corpus: Path, standin: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kb.anthropic_files import AnthropicFileStore, make_client
-from kb.errors import RateLimited, TooLarge, Unauthorized, UpstreamError
+from kb.errors import InvalidInput, RateLimited, TooLarge, Unauthorized, UpstreamError
 from tests.pdfs import pdf_bytes
 
 DOC = "ab" * 32
@@ -118,3 +118,70 @@ def test_errors_map_to_kb_errors(store: Any, standin: Any) -> None:
         store.upload(DOC, 0, "r.txt", "text/plain", b"x")
     assert info.value.hint == "retry after 30 s"
     assert _posts(standin) == 2  # the 413 and the 429: a 429 upload is not retried blindly
+
+
+def test_explicit_types_and_valid_names(store: Any, standin: Any) -> None:
+    md = store.upload(DOC, 0, "guide.md", "text/markdown", b"\xef\xbb\xbf# Guide\n")
+    jpg = store.upload(DOC, 1, "photo.jpg", "image/jpg", b"\xff\xd8\xff\xe0 jpeg")
+    long_name = 'a<b>c:d"e|f?g*h\\i\x01' + "x" * 400 + ".pdf"
+    pdf = store.upload(DOC, 2, long_name, "application/pdf", pdf_bytes(["p"]))
+    files = standin.state.files
+    assert files[md].mime_type == "text/plain" and files[md].data == b"# Guide\n"  # no BOM
+    assert files[jpg].mime_type == "image/jpeg"
+    name = files[pdf].filename
+    assert len(name) == 255 and name.endswith("x.pdf") and name.startswith(f"kb-{DOC[:32]}-p2-")
+    assert not set('<>:"|?*\\/') & set(name) and all(ord(c) >= 32 for c in name)
+    parts = [r for r in standin.requests("POST", "/v1/files")]
+    assert len(parts) == 3  # each sent once, with its type named explicitly
+    with pytest.raises(InvalidInput, match="cannot be attached"):
+        store.upload(DOC, 3, "sheet.xlsx", "application/octet-stream", b"PK")
+    assert len(standin.requests("POST", "/v1/files")) == 3
+
+
+def test_timed_out_upload_stored_later_is_found_not_duplicated(
+    online_settings: Any, standin: Any
+) -> None:
+    settings = online_settings.replace(upload_timeout=0.5)
+    store = AnthropicFileStore(make_client(settings), settings)
+    standin.inject("/v1/files", kind="slow", delay=0.7)  # stored after the client gave up
+    file_id = store.upload(DOC, 0, "slow.txt", "text/plain", b"slow but stored")
+    assert list(standin.state.files) == [file_id]
+    assert _posts(standin) == 1
+
+
+def test_copy_of_a_failed_attempt_is_deleted_after_the_retry(
+    online_settings: Any, standin: Any
+) -> None:
+    settings = online_settings.replace(upload_timeout=1.0)
+    store = AnthropicFileStore(make_client(settings), settings)
+    store.backoff = 0.05  # reconcile before the slow server has stored the first copy
+    standin.inject("/v1/files", kind="slow", delay=1.5)  # times out; stored at 1.5 s
+    standin.inject("/v1/files", kind="slow", delay=0.8)  # the retry succeeds after that
+    file_id = store.upload(DOC, 0, "slow.txt", "text/plain", b"slow but stored")
+    assert _posts(standin) == 2
+    assert list(standin.state.files) == [file_id]  # the first attempt's copy was deleted
+    assert len(standin.requests("DELETE", "/v1/files/" + file_id)) == 0
+    assert len([r for r in standin.log if r.method == "DELETE"]) == 1
+
+
+def test_earlier_upload_found_beyond_the_first_page(online_settings: Any, standin: Any) -> None:
+    standin.state.quirks.fractional_seconds = False
+    first = AnthropicFileStore(make_client(online_settings), online_settings)
+    file_id = first.upload(DOC, 0, "old.txt", "text/plain", b"uploaded long ago")
+    for n in range(1200):  # newer files push it to page 2 (newest first, 1000 a page)
+        standin.state.add_file(f"kb-{n:064d}-p0-x.txt", "text/plain", b"x")
+    second = AnthropicFileStore(make_client(online_settings), online_settings)
+    assert second.upload(DOC, 0, "old.txt", "text/plain", b"uploaded long ago") == file_id
+    assert _posts(standin) == 1
+    pages = standin.requests("GET", "/v1/files")
+    assert "page=page_" in pages[-1].query
+    created = next(f.created_at for f in second.list() if f.file_id == file_id)
+    assert created.endswith("+00:00") and "." not in created
+
+
+def test_non_json_502_on_upload_is_readable(store: Any, standin: Any) -> None:
+    standin.inject("/v1/files", kind="html", status=502, times=3)
+    with pytest.raises(UpstreamError) as info:
+        store.upload(DOC, 0, "r.txt", "text/plain", b"payload")
+    assert "HTTP 502 with a non-JSON body: 502 Bad Gateway nginx" in str(info.value)
+    assert _posts(standin) == 3 and not standin.state.files

@@ -80,7 +80,7 @@ def upload(state: State, headers: dict[str, str], body: bytes, ga: bool) -> dict
         )
     stored = state.add_file(name, mime, data)
     stored.expires_at = expires
-    return stored.metadata(ga=ga)
+    return stored.metadata(ga=ga, fractional=state.quirks.fractional_seconds)
 
 
 def list_files(state: State, query: dict[str, list[str]], ga: bool, agents: bool) -> dict[str, Any]:
@@ -109,7 +109,11 @@ def list_files(state: State, query: dict[str, list[str]], ga: bool, agents: bool
         if len(wanted) > 100:
             raise ApiError(400, "invalid_request_error", "at most 100 ids")
         return {
-            "data": [f.metadata(ga=True) for f in files if f.id in wanted],
+            "data": [
+                f.metadata(ga=True, fractional=state.quirks.fractional_seconds)
+                for f in files
+                if f.id in wanted
+            ],
             "next_page": None,
         }
     if after or before:
@@ -136,7 +140,7 @@ def list_files(state: State, query: dict[str, list[str]], ga: bool, agents: bool
             start = next((i for i, f in enumerate(files) if f.seq < seq), len(files))
         window = files[start : start + limit]
         more = start + limit < len(files)
-    data = [f.metadata(ga=ga) for f in window]
+    data = [f.metadata(ga=ga, fractional=state.quirks.fractional_seconds) for f in window]
     out: dict[str, Any] = {"data": data}
     if ga:
         out["next_page"] = f"page_{window[-1].seq}" if more and window else None

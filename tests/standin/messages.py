@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.standin.store import State, new_id
+from tests.standin.store import Quirks, State, new_id
 
 DOCUMENT_MIMES = {"application/pdf", "text/plain"}
 IMAGE_MIMES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
@@ -46,6 +46,13 @@ class ApiError(Exception):
 
 def _bad(message: str) -> ApiError:
     return ApiError(400, "invalid_request_error", message)
+
+
+def _missing(state: State, file_id: str) -> ApiError:
+    """An unknown or expired file_id: 404 per the docs, or 400 (the contract leaves it open)."""
+    if state.quirks.missing_file_status == 400:
+        return _bad(f"File `{file_id}` not found.")
+    return ApiError(404, "not_found_error", f"File `{file_id}` not found.")
 
 
 @dataclass
@@ -88,7 +95,7 @@ def _document(state: State, block: dict[str, Any], where: str, index: int) -> Do
         file_id = source.get("file_id")
         stored = state.files.get(str(file_id))
         if stored is None or stored.expired:
-            raise ApiError(404, "not_found_error", f"File `{file_id}` not found.")
+            raise _missing(state, str(file_id))
         if stored.mime_type not in DOCUMENT_MIMES:
             raise _bad(
                 f"{where}: Unsupported document file format: {stored.mime_type}. "
@@ -112,7 +119,7 @@ def _image(state: State, block: dict[str, Any], where: str) -> int:
     if source.get("type") == "file":
         stored = state.files.get(str(source.get("file_id")))
         if stored is None or stored.expired:
-            raise ApiError(404, "not_found_error", f"File `{source.get('file_id')}` not found.")
+            raise _missing(state, str(source.get("file_id")))
         if stored.mime_type not in IMAGE_MIMES:
             raise _bad(f"{where}: Invalid file type {stored.mime_type} for an image block.")
         return min(1600, max(1, len(stored.data) // 750))
@@ -183,12 +190,12 @@ def _best_sentence(doc: Doc, question: set[str]) -> tuple[int, int, int, str] | 
     return best
 
 
-def _citation(doc: Doc, page: int, start: int, sentence: str) -> dict[str, Any]:
+def _citation(doc: Doc, page: int, start: int, sentence: str, quirks: Quirks) -> dict[str, Any]:
     common = {
         "cited_text": sentence,
         "document_index": doc.index,
-        "document_title": doc.title,
-        "file_id": doc.file_id,
+        "document_title": doc.title if quirks.citation_title else None,
+        "file_id": doc.file_id if quirks.citation_file_id else None,
     }
     if doc.pdf:
         return {
@@ -205,21 +212,50 @@ def _citation(doc: Doc, page: int, start: int, sentence: str) -> dict[str, Any]:
     }
 
 
-def answer_content(prepared: Prepared) -> list[dict[str, Any]]:
+def answer_content(prepared: Prepared, quirks: Quirks) -> list[dict[str, Any]]:
     question = _words(prepared.question)
     found = [(b, d) for d in prepared.docs if (b := _best_sentence(d, question))]
     found.sort(key=lambda item: (-item[0][0], item[1].index))
+    plain: dict[str, Any] = {"citations": None} if quirks.null_citations else {}
     if not found:
-        return [{"type": "text", "text": NO_ANSWER}]
-    content: list[dict[str, Any]] = [{"type": "text", "text": "According to the documents: "}]
+        return [{"type": "text", "text": NO_ANSWER, **plain}]
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": "According to the documents: ", **plain}
+    ]
+    if quirks.novel_events:  # block and citation types a newer API may add
+        content.insert(0, {"type": "future_block", "data": {"x": 1}})
     for n, ((_, page, start, sentence), doc) in enumerate(found[:3]):
         if n:
-            content.append({"type": "text", "text": " "})
-        block: dict[str, Any] = {"type": "text", "text": sentence}
+            content.append({"type": "text", "text": " ", **plain})
+        block: dict[str, Any] = {"type": "text", "text": sentence, **plain}
         if doc.citations:
-            block["citations"] = [_citation(doc, page, start, sentence)]
+            block["citations"] = [_citation(doc, page, start, sentence, quirks)]
+            if quirks.novel_events:
+                block["citations"] += [
+                    {
+                        "type": "content_block_location",
+                        "cited_text": sentence,
+                        "document_index": doc.index,
+                        "document_title": None,
+                        "start_block_index": 0,
+                        "end_block_index": 1,
+                        "file_id": None,
+                    },
+                    {"type": "future_location", "cited_text": sentence, "document_index": 0},
+                ]
         content.append(block)
     return content
+
+
+def _truncate(content: list[dict[str, Any]], max_tokens: int) -> list[dict[str, Any]]:
+    """The content cut to `max_tokens` output tokens, as a model stopping mid-answer."""
+    out, budget = [], max_tokens * 4
+    for block in content:
+        if block["type"] != "text" or budget <= 0:
+            continue
+        out.append(dict(block, text=block["text"][:budget]))
+        budget -= len(block["text"])
+    return out
 
 
 def usage(state: State, prepared: Prepared, content: list[dict[str, Any]]) -> dict[str, Any]:
@@ -231,7 +267,9 @@ def usage(state: State, prepared: Prepared, content: list[dict[str, Any]]) -> di
             else:
                 write = prepared.prefix_tokens
                 state.cache.add(prepared.prefix_key)
-    output = sum(_tokens(b["text"]) for b in content)
+    output = sum(_tokens(b["text"]) for b in content if b["type"] == "text")
+    if not state.quirks.cache_usage:
+        return {"input_tokens": prepared.tokens, "output_tokens": output}
     return {
         "input_tokens": prepared.tokens - read - write,
         "output_tokens": output,
@@ -244,14 +282,19 @@ def usage(state: State, prepared: Prepared, content: list[dict[str, Any]]) -> di
 
 def message(state: State, body: dict[str, Any]) -> dict[str, Any]:
     prepared = prepare(state, body)
-    content = answer_content(prepared)
+    content = answer_content(prepared, state.quirks)
+    stop_reason = state.quirks.stop_reason or "end_turn"
+    if stop_reason == "refusal":
+        content = []
+    if sum(_tokens(b["text"]) for b in content if b["type"] == "text") > body["max_tokens"]:
+        content, stop_reason = _truncate(content, body["max_tokens"]), "max_tokens"
     return {
         "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": body["model"],
         "content": content,
-        "stop_reason": "end_turn",
+        "stop_reason": stop_reason,
         "stop_sequence": None,
         "usage": usage(state, prepared, content),
     }
@@ -261,25 +304,51 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def sse(msg: dict[str, Any]) -> Iterator[bytes]:
-    """The §5.3 transcript for a finished message."""
+def sse(msg: dict[str, Any], quirks: Quirks) -> Iterator[bytes]:
+    """The §5.3 transcript for a finished message, shaped by `quirks` (errors, cuts, novelties)."""
+    for n, event in enumerate(_events(msg, quirks.novel_events)):
+        if n == quirks.stream_error_after:
+            error = {"type": "overloaded_error", "message": "Overloaded"}
+            yield _event("error", {"type": "error", "error": error})
+            return
+        if n == quirks.stream_cut_after:
+            return
+        yield event
+
+
+def _events(msg: dict[str, Any], novel: bool) -> Iterator[bytes]:
     start = dict(msg, content=[], stop_reason=None)
     start["usage"] = dict(msg["usage"], output_tokens=1)
     yield _event("message_start", {"type": "message_start", "message": start})
     yield _event("ping", {"type": "ping"})
+    if novel:
+        yield _event("future_event", {"type": "future_event", "detail": {"x": 1}})
     for i, block in enumerate(msg["content"]):
+        if block["type"] != "text":
+            yield _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": i, "content_block": block},
+            )
+            delta = {"type": "future_delta", "data": "x"}
+            yield _event(
+                "content_block_delta", {"type": "content_block_delta", "index": i, "delta": delta}
+            )
+            yield _event("content_block_stop", {"type": "content_block_stop", "index": i})
+            continue
         opening: dict[str, Any] = {"type": "text", "text": ""}
         if "citations" in block:
-            opening["citations"] = []
+            opening["citations"] = [] if block["citations"] is not None else None
         yield _event(
             "content_block_start",
             {"type": "content_block_start", "index": i, "content_block": opening},
         )
-        for citation in block.get("citations", []):
+        for citation in block.get("citations") or []:
             delta = {"type": "citations_delta", "citation": citation}
             yield _event(
                 "content_block_delta", {"type": "content_block_delta", "index": i, "delta": delta}
             )
+            if novel:
+                yield _event("ping", {"type": "ping"})
         text = block["text"]
         for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
             if piece:
@@ -289,12 +358,13 @@ def sse(msg: dict[str, Any]) -> Iterator[bytes]:
                     {"type": "content_block_delta", "index": i, "delta": delta},
                 )
         yield _event("content_block_stop", {"type": "content_block_stop", "index": i})
+    delta_usage: dict[str, Any] = {"output_tokens": msg["usage"]["output_tokens"]}
     yield _event(
         "message_delta",
         {
             "type": "message_delta",
             "delta": {"stop_reason": msg["stop_reason"], "stop_sequence": None},
-            "usage": {"output_tokens": msg["usage"]["output_tokens"]},
+            "usage": delta_usage,
         },
     )
     yield _event("message_stop", {"type": "message_stop"})

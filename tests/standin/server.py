@@ -10,6 +10,7 @@ dialects: GA (`page`/`next_page`/`ids[]`, `expires_at`) and, when the request ca
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,11 +28,14 @@ def _json(status: int, data: Any) -> Response:
     return status, {"content-type": "application/json"}, json.dumps(data).encode()
 
 
-def _error_body(err: ApiError, request_id: str) -> dict[str, Any]:
+def _error_body(err: ApiError, request_id: str | None) -> dict[str, Any]:
     error: dict[str, Any] = {"type": err.error_type, "message": err.message}
     if err.error_code:
         error["details"] = {"error_code": err.error_code}
-    return {"type": "error", "error": error, "request_id": request_id}
+    body: dict[str, Any] = {"type": "error", "error": error}
+    if request_id:  # absent, e.g., on a 413 from the edge (contract §4.1)
+        body["request_id"] = request_id
+    return body
 
 
 _TYPES = {
@@ -81,6 +85,11 @@ class StandIn:
         if fault and fault.kind == "drop":
             await self._drop(send)
             return
+        if fault and fault.kind == "html":
+            await self._html(send, fault.status)
+            return
+        if fault and fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
         try:
             if fault and fault.kind == "status":
                 raise ApiError(
@@ -100,11 +109,13 @@ class StandIn:
                 )
         except ApiError as err:
             status, out_headers = err.status, {"content-type": "application/json"}
-            payload = json.dumps(_error_body(err, request_id)).encode()
+            bare = not self.state.quirks.error_request_id
+            payload = json.dumps(_error_body(err, None if bare else request_id)).encode()
             if fault:
                 out_headers.update(fault.headers)
         entry.status = status
-        out_headers["request-id"] = request_id
+        if status < 400 or self.state.quirks.error_request_id:
+            out_headers["request-id"] = request_id
         if out_headers.get("content-type") == "text/event-stream":
             await self._stream(send, out_headers, payload)
             return
@@ -129,6 +140,21 @@ class StandIn:
         )
         await send({"type": "http.response.body", "body": b"{", "more_body": True})
 
+    async def _html(self, send: Any, status: int) -> None:
+        """A proxy's error page: not JSON, no request-id."""
+        page = f"<html><body><h1>{status} Bad Gateway</h1><p>nginx</p></body></html>".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/html"),
+                    (b"content-length", str(len(page)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": page})
+
     async def _stream(self, send: Any, headers: dict[str, str], payload: bytes) -> None:
         await send(
             {
@@ -137,7 +163,7 @@ class StandIn:
                 "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
             }
         )
-        for chunk in messages.sse(json.loads(payload)):
+        for chunk in messages.sse(json.loads(payload), self.state.quirks):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
@@ -173,7 +199,9 @@ class StandIn:
                 if stored is None:
                     raise ApiError(404, "not_found_error", f"File `{segments[2]}` not found.")
                 if len(segments) == 3 and method == "GET":
-                    return _json(200, stored.metadata(ga=ga))
+                    return _json(
+                        200, stored.metadata(ga=ga, fractional=self.state.quirks.fractional_seconds)
+                    )
                 if len(segments) == 3 and method == "DELETE":
                     with self.state.lock:
                         self.state.files.pop(stored.id, None)

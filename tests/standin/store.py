@@ -19,8 +19,8 @@ def new_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
 
 
-def rfc3339(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def rfc3339(ts: datetime, fractional: bool = True) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if fractional else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def sniff_mime(data: bytes) -> str:
@@ -54,18 +54,18 @@ class StoredFile:
     downloadable: bool = False
     _pages: list[str] | None = None
 
-    def metadata(self, *, ga: bool) -> dict[str, Any]:
+    def metadata(self, *, ga: bool, fractional: bool = True) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "id": self.id,
             "type": "file",
             "filename": self.filename,
             "mime_type": self.mime_type,
             "size_bytes": len(self.data),
-            "created_at": rfc3339(self.created_at),
+            "created_at": rfc3339(self.created_at, fractional),
             "downloadable": self.downloadable,
         }
         if ga:
-            meta["expires_at"] = rfc3339(self.expires_at) if self.expires_at else None
+            meta["expires_at"] = rfc3339(self.expires_at, fractional) if self.expires_at else None
         return meta
 
     @property
@@ -91,7 +91,9 @@ class Fault:
 
     kind: "status" (answer `status` with an error body and `headers`), "drop" (close the
     connection mid-response), "after_status" / "after_drop" (do the real work first, e.g. store
-    the upload, then fail the same way).
+    the upload, then fail the same way), "html" (a proxy's non-JSON `status` page, no
+    request-id), "slow" (wait `delay` seconds, then do the work: a client that timed out meanwhile
+    never sees the stored result).
     """
 
     path: str
@@ -101,9 +103,29 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
     error_type: str | None = None
+    delay: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and method == self.method and path.startswith(self.path)
+
+
+@dataclass
+class Quirks:
+    """Variations the contract allows in what a server sends; defaults are the plain case.
+
+    Clients are tested against each, since other implementations of the contract may differ."""
+
+    missing_file_status: int = 404  # unknown file_id in /v1/messages: 404 or 400 (unconfirmed)
+    fractional_seconds: bool = True  # created_at/expires_at with or without fractional seconds
+    citation_file_id: bool = True  # False: citations carry "file_id": null
+    citation_title: bool = True  # False: citations carry "document_title": null
+    null_citations: bool = False  # True: uncited text blocks say "citations": null (else absent)
+    cache_usage: bool = True  # False: usage has no cache_* fields at all
+    stop_reason: str | None = None  # e.g. "refusal": stop there (refusal: no text at all)
+    novel_events: bool = False  # pings anywhere, unknown SSE event/block/citation types
+    stream_error_after: int | None = None  # SSE: `event: error` (overloaded) after N events
+    stream_cut_after: int | None = None  # SSE: the body ends after N events, no message_stop
+    error_request_id: bool = True  # False: error bodies carry no request_id
 
 
 @dataclass
@@ -130,6 +152,7 @@ class State:
     faults: list[Fault] = field(default_factory=list)
     log: list[LoggedRequest] = field(default_factory=list)
     cache: set[str] = field(default_factory=set)
+    quirks: Quirks = field(default_factory=Quirks)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: int = 0
 
@@ -170,3 +193,4 @@ class State:
             self.faults.clear()
             self.log.clear()
             self.cache.clear()
+            self.quirks = Quirks()
