@@ -3,9 +3,10 @@
 Uploads are never retried blindly: the SDK sends no idempotency key, so a timeout or 5xx
 after the server stored the file would leave a duplicate. Instead every upload goes out with
 `max_retries=0` (other calls keep the SDK's retries), and after a failure the store waits,
-lists the remote files (GA `page`/`next_page` pagination, newest first) and looks for the part's
-`kb-<hash>-p<part>-` prefix (`kb.files.remote_filename`) with the same size and type before
-sending again; if a retry then succeeds, stray copies from the failed attempts are deleted.
+lists the remote files (GA `page`/`next_page` pagination, newest first) and looks for the
+part's `kb-<knowledge base>-<hash>-p<part>-` prefix (`kb.files.remote_filename`) with the same
+size and type before sending again; if a retry then succeeds, stray copies from the failed
+attempts are deleted.
 Matching on the ASCII prefix, not the full name, survives a server that normalises filenames.
 A copy stored even later (a very slow server) is unreferenced and `kb files gc` removes it.
 
@@ -27,14 +28,13 @@ from kb.anthropic_errors import to_kb_error
 
 __all__ = ["AnthropicFileStore", "make_client", "safe_name", "to_kb_error", "upload_mime"]
 from kb.errors import ConfigError, InvalidInput, KBError
-from kb.files import StoredFile, remote_filename
+from kb.files import StoredFile, owns, remote_filename
 
 if TYPE_CHECKING:
     import anthropic
 
     from kb.settings import Settings
 
-PREFIX = "kb-"
 UPLOAD_ATTEMPTS = 3
 MAX_RETRY_WAIT = 20.0  # seconds the SDK may sleep between retries, whatever retry-after says
 MAX_NAME = 255
@@ -90,12 +90,12 @@ def upload_mime(mime_type: str, filename: str = "") -> str:
     )
 
 
-def safe_name(doc_id: str, part: int, filename: str) -> str:
+def safe_name(kb_name: str, doc_id: str, part: int, filename: str) -> str:
     """The remote name: hash prefix + basename, 1-255 characters, none of the forbidden
     `<>:"|?*\\/` or control characters. A long name keeps its extension."""
     base = re.split(r"[\\/]", filename)[-1].strip() or "file"
     base = _FORBIDDEN.sub("_", base)
-    prefix = remote_filename(doc_id, part, "")
+    prefix = remote_filename(kb_name, doc_id, part, "")
     room = MAX_NAME - len(prefix)
     if len(base) > room:
         stem, dot, ext = base.rpartition(".")
@@ -148,11 +148,11 @@ class AnthropicFileStore:
         return None
 
     def upload(self, doc_id: str, part: int, filename: str, mime_type: str, data: bytes) -> str:
-        name = safe_name(doc_id, part, filename)
+        name = safe_name(self._settings.kb_name, doc_id, part, filename)
         mime = upload_mime(mime_type, filename)
         if mime == "text/plain":  # Claude's char offsets then match kb's extracted text
             data = data.removeprefix(BOM)
-        key = remote_filename(doc_id, part, "")
+        key = remote_filename(self._settings.kb_name, doc_id, part, "")
         earlier = self._earlier(key, len(data), mime)
         if earlier:
             return earlier
@@ -235,11 +235,12 @@ class AnthropicFileStore:
             raise to_kb_error(exc, f"Deleting {file_id}") from exc
 
     def list(self) -> Iterator[StoredFile]:
-        """kb's files, newest first, across every page (`page`/`next_page`, GA dialect)."""
+        """This knowledge base's files, newest first, across every page (GA `page`/`next_page`);
+        files of other knowledge bases in the workspace are never listed, so never collected."""
         try:
             for meta in self._client.files.list(limit=1000):
                 filename = getattr(meta, "filename", None)
-                if not isinstance(filename, str) or not filename.startswith(PREFIX):
+                if not isinstance(filename, str) or not owns(self._settings.kb_name, filename):
                     continue
                 created = getattr(meta, "created_at", None)
                 yield StoredFile(

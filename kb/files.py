@@ -8,6 +8,7 @@ copies under the data dir). The Anthropic Files API implementation lives in
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,15 @@ class StoredFile:
     created_at: str = ""
 
 
-def remote_filename(doc_id: str, part: int, name: str) -> str:
-    """The name a part is stored under: a content-hash prefix that finds retried uploads."""
-    return f"kb-{doc_id[:32]}-p{part}-{name}"
+def remote_filename(kb_name: str, doc_id: str, part: int, name: str) -> str:
+    """The name a part is stored under: the knowledge base and a content-hash prefix, which
+    find retried uploads and keep knowledge bases sharing one workspace apart."""
+    return f"kb-{kb_name}-{doc_id[:32]}-p{part}-{name}"
+
+
+def owns(kb_name: str, filename: str) -> bool:
+    """True for the names `remote_filename` gives this knowledge base's files."""
+    return re.match(rf"kb-{re.escape(kb_name)}-[0-9a-f]{{32}}-p\d+-", filename) is not None
 
 
 class FileStore(Protocol):
@@ -54,8 +61,9 @@ class LocalFileStore:
 
     name = "local"
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, kb_name: str) -> None:
+        self.root = root / kb_name
+        self.kb_name = kb_name
 
     def _path(self, file_id: str) -> Path:
         if not file_id.startswith("local-") or "/" in file_id or ".." in file_id:
@@ -71,7 +79,7 @@ class LocalFileStore:
             tmp.write_bytes(data)
             os.replace(tmp, path)
             path.with_suffix(".meta").write_text(
-                f"{remote_filename(doc_id, part, filename)}\n{mime_type}\n"
+                f"{remote_filename(self.kb_name, doc_id, part, filename)}\n{mime_type}\n"
             )
         return file_id
 

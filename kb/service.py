@@ -66,7 +66,7 @@ def open_kb(
             embedder,
             index,
             blobs,
-            LocalFileStore(settings.data_dir / "files"),
+            LocalFileStore(settings.data_dir / "files", settings.kb_name),
             retriever,
             ExtractiveAnswerer(settings),
         )

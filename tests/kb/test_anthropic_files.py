@@ -32,8 +32,8 @@ def test_upload_exists_list_delete(store: Any, standin: Any) -> None:
 
     stored = {f.file_id: f for f in store.list()}
     assert set(stored) == {pdf_id, txt_id}
-    assert stored[pdf_id].filename == f"kb-{DOC[:32]}-p0-report.pdf"
-    assert stored[txt_id].filename == f"kb-{DOC[:32]}-p1-notes.md"
+    assert stored[pdf_id].filename == f"kb-default-{DOC[:32]}-p0-report.pdf"
+    assert stored[txt_id].filename == f"kb-default-{DOC[:32]}-p1-notes.md"
     assert standin.state.files[pdf_id].mime_type == "application/pdf"
     assert standin.state.files[txt_id].mime_type == "text/plain"
     assert standin.state.files[pdf_id].data == pdf
@@ -66,10 +66,12 @@ def test_earlier_upload_by_another_run_is_found(online_settings: Any, standin: A
 
 def test_list_follows_next_page(store: Any, standin: Any) -> None:
     for n in range(1003):
-        standin.state.add_file(f"kb-{n:04d}.txt", "text/plain", b"x")
+        standin.state.add_file(f"kb-default-{n:032x}-p0-{n}.txt", "text/plain", b"x")
+    standin.state.add_file(f"kb-other-{0:032x}-p0-x.txt", "text/plain", b"x")
+    standin.state.add_file("holiday.jpg", "image/jpeg", b"x")
     names = [f.filename for f in store.list()]
-    assert len(names) == 1003
-    assert names[0] == "kb-1002.txt"  # newest first
+    assert len(names) == 1003  # another knowledge base's files and foreign files are not ours
+    assert names[0].endswith("-p0-1002.txt")  # newest first
     pages = standin.requests("GET", "/v1/files")
     assert len(pages) == 2
     assert "page=page_" in pages[1].query and "limit=1000" in pages[1].query
@@ -129,7 +131,11 @@ def test_explicit_types_and_valid_names(store: Any, standin: Any) -> None:
     assert files[md].mime_type == "text/plain" and files[md].data == b"# Guide\n"  # no BOM
     assert files[jpg].mime_type == "image/jpeg"
     name = files[pdf].filename
-    assert len(name) == 255 and name.endswith("x.pdf") and name.startswith(f"kb-{DOC[:32]}-p2-")
+    assert (
+        len(name) == 255
+        and name.endswith("x.pdf")
+        and name.startswith(f"kb-default-{DOC[:32]}-p2-")
+    )
     assert not set('<>:"|?*\\/') & set(name) and all(ord(c) >= 32 for c in name)
     parts = [r for r in standin.requests("POST", "/v1/files")]
     assert len(parts) == 3  # each sent once, with its type named explicitly
@@ -185,3 +191,21 @@ def test_non_json_502_on_upload_is_readable(store: Any, standin: Any) -> None:
         store.upload(DOC, 0, "r.txt", "text/plain", b"payload")
     assert "HTTP 502 with a non-JSON body: 502 Bad Gateway nginx" in str(info.value)
     assert _posts(standin) == 3 and not standin.state.files
+
+
+def test_knowledge_bases_sharing_a_workspace_keep_their_own_files(
+    online_settings: Any, standin: Any, embedder: Any
+) -> None:
+    from kb.commands.files import collect_garbage
+    from kb.service import open_kb
+
+    first = AnthropicFileStore(make_client(online_settings), online_settings.replace(kb_name="a"))
+    kept = first.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
+    other = open_kb(online_settings.replace(kb_name="b"), embedder=embedder)
+    try:
+        orphan = other.files.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
+        assert orphan != kept  # not reused across knowledge bases
+        assert [f.file_id for f in collect_garbage(other)] == [orphan]
+    finally:
+        other.close()
+    assert first.exists(kept)
