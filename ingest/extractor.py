@@ -7,6 +7,7 @@ never the run: the child is killed and a fresh one takes the next file. The chil
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import select
 import struct
@@ -81,7 +82,8 @@ class Extractor:
             self._proc.wait()
             for stream in (self._proc.stdin, self._proc.stdout):
                 if stream is not None:
-                    stream.close()
+                    with contextlib.suppress(OSError):  # a dead child's pipe
+                        stream.close()
         self._proc = None
 
     def extract(self, path: Path) -> Extraction:
@@ -108,7 +110,8 @@ class Extractor:
         if self._proc is None:
             return
         assert self._proc.stdin is not None
-        self._proc.stdin.close()
+        with contextlib.suppress(OSError):  # the child may be gone already
+            self._proc.stdin.close()
         try:
             self._proc.wait(5)
         except subprocess.TimeoutExpired:

@@ -187,20 +187,27 @@ class _Run:
         """Yield (path, source, outcome) in order; extraction runs ahead in a thread."""
         out: queue.Queue[tuple[Path, str, Outcome] | None] = queue.Queue(_LOOKAHEAD)
         stop = threading.Event()
+        failure: list[BaseException] = []
 
         def work() -> None:
-            with Extractor(self.settings.extract_timeout) as extractor:
-                for path, source in items:
-                    if stop.is_set():
-                        break
-                    out.put((path, source, self._prepare(extractor, path, source, by_id)))
-            out.put(None)
+            try:
+                with Extractor(self.settings.extract_timeout) as extractor:
+                    for path, source in items:
+                        if stop.is_set():
+                            break
+                        out.put((path, source, self._prepare(extractor, path, source, by_id)))
+            except BaseException as exc:  # handed to the reading thread, which raises it
+                failure.append(exc)
+            finally:
+                out.put(None)
 
         worker = threading.Thread(target=work, name="kb-extract", daemon=True)
         worker.start()
         try:
             while (item := out.get()) is not None:
                 yield item
+            if failure:
+                raise failure[0]
         finally:
             stop.set()
             while worker.is_alive():  # unblock a worker waiting on a full queue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,28 @@ def test_same_content_in_later_batches_is_embedded_once(knowledge_base, tmp_path
     assert knowledge_base.index.count() == 2
     doc = knowledge_base.index.find_by_source(str((root / "a.txt").resolve()))[0]
     assert {Path(s).name for s in doc.sources} == {"a.txt", "m.txt", "z.txt"}
+
+
+def test_an_extractor_that_dies_is_a_crash_of_that_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("Fine text.\n")
+    with Extractor(timeout=10) as extractor:
+        extractor._start = lambda: subprocess.Popen(  # type: ignore[method-assign]
+            [sys.executable, "-c", "import sys; sys.exit(3)"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        with pytest.raises(ExtractionError, match="crashed"):
+            extractor.extract(good)
+
+
+def test_a_failing_extraction_thread_stops_the_run_instead_of_hanging(
+    knowledge_base, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self, path):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk vanished")
+
+    monkeypatch.setattr(Extractor, "extract", broken)
+    with pytest.raises(RuntimeError, match="disk vanished"):
+        ingest_paths(knowledge_base, [corpus])
+    assert knowledge_base.index.count() == 0
