@@ -91,8 +91,9 @@ class Extractor:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             _send(proc.stdin, str(path))
-            ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
-            if not ready:
+            waiting = select.poll()  # not select(): it fails for descriptors past 1023
+            waiting.register(proc.stdout, select.POLLIN)
+            if not waiting.poll(self.timeout * 1000):
                 self._kill()
                 raise ExtractionError(
                     "timed out", f"timed out: extraction took longer than {self.timeout:g}s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,18 @@ def test_a_failing_extraction_thread_stops_the_run_instead_of_hanging(
     with pytest.raises(RuntimeError, match="disk vanished"):
         ingest_paths(knowledge_base, [corpus])
     assert knowledge_base.index.count() == 0
+
+
+@pytest.mark.skipif(
+    resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1200, reason="open-file limit below 1200"
+)
+def test_extraction_works_in_a_process_with_many_open_files(tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("Fine text.\n")
+    held = [open(os.devnull) for _ in range(1100)]  # noqa: SIM115 - descriptors past 1023
+    try:
+        with Extractor(timeout=10) as extractor:
+            assert extractor.extract(good).pages[0].text.strip() == "Fine text."
+    finally:
+        for fh in held:
+            fh.close()
