@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from kb import cli as kb_cli
-from kb.cli import print_json, print_table
+from kb.cli import print_json, print_table, to_jsonable
 
 
 def register(sub: Any) -> None:
@@ -40,7 +40,7 @@ def run_list(args: argparse.Namespace) -> int:
     finally:
         kb.close()
     if args.json:
-        print_json([{**vars_of(s), "referenced": s.file_id in used} for s in stored])
+        print_json([{**to_jsonable(s), "referenced": s.file_id in used} for s in stored])
         return 0
     rows = [
         (s.file_id, s.filename, s.mime_type, s.size_bytes, "yes" if s.file_id in used else "no")
@@ -51,16 +51,6 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def vars_of(stored: Any) -> dict[str, Any]:
-    return {
-        "file_id": stored.file_id,
-        "filename": stored.filename,
-        "mime_type": stored.mime_type,
-        "size_bytes": stored.size_bytes,
-        "created_at": stored.created_at,
-    }
-
-
 def run_gc(args: argparse.Namespace) -> int:
     kb = kb_cli.open_kb_from_env()
     try:
@@ -68,7 +58,7 @@ def run_gc(args: argparse.Namespace) -> int:
     finally:
         kb.close()
     if args.json:
-        print_json([vars_of(s) for s in orphans])
+        print_json(orphans)
         return 0
     verb = "would delete" if args.dry_run else "deleted"
     for s in orphans:
