@@ -9,9 +9,11 @@ Writes go in batches within the client's `get_max_batch_size()`.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 _GENERATION_ID = "__generation__"
 _RECORD = "document"
 _ONE = [1.0]  # the documents collection holds records, not vectors; Chroma wants one anyway
+_WRITTEN: set[str] = set()  # generations this process committed: its own index is current
 
 
 def connect(settings: Settings) -> Any:
@@ -53,36 +56,73 @@ def connect(settings: Settings) -> Any:
 
 
 class Index:
-    def __init__(self, client: Any, kb_name: str, model: str, dimension: int) -> None:
+    def __init__(
+        self,
+        client: Any,
+        kb_name: str,
+        model: str,
+        dimension: int,
+        reopen: Callable[[], Any] | None = None,
+    ) -> None:
         self.client = client
+        self.kb_name = kb_name
         self.model = model
         self.dimension = dimension
         self.batch_size = int(client.get_max_batch_size())
-        self._chunks = client.get_or_create_collection(
-            f"{kb_name}_chunks",
+        self._reopen = reopen  # embedded Chroma: how to open a fresh client on the same path
+        self._lock = threading.Lock()
+        self._open_collections()
+        self._seen = self.generation()
+
+    def _open_collections(self) -> None:
+        self._chunks = self.client.get_or_create_collection(
+            f"{self.kb_name}_chunks",
             metadata={
                 "hnsw:space": "cosine",
                 "hnsw:construction_ef": 200,
                 "hnsw:search_ef": 200,
-                "kb_model": model,
-                "kb_dim": dimension,
+                "kb_model": self.model,
+                "kb_dim": self.dimension,
             },
             embedding_function=None,
         )
         stored = self._chunks.metadata or {}
-        if stored.get("kb_model") != model or stored.get("kb_dim") != dimension:
+        if stored.get("kb_model") != self.model or stored.get("kb_dim") != self.dimension:
             raise ModelMismatch(
-                f"knowledge base {kb_name!r} was built with {stored.get('kb_model')!r} "
-                f"(dimension {stored.get('kb_dim')}), not {model!r} (dimension {dimension})",
+                f"knowledge base {self.kb_name!r} was built with {stored.get('kb_model')!r} "
+                f"(dimension {stored.get('kb_dim')}), not {self.model!r} "
+                f"(dimension {self.dimension})",
                 hint="set KB_EMBEDDING_MODEL back, or use another KB_KB_NAME",
             )
-        self._docs = client.get_or_create_collection(
-            f"{kb_name}_documents", metadata={"kb_model": model}, embedding_function=None
+        self._docs = self.client.get_or_create_collection(
+            f"{self.kb_name}_documents", metadata={"kb_model": self.model}, embedding_function=None
         )
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> Index:
-        return cls(connect(settings), settings.kb_name, embedder.name, embedder.dimension)
+        reopen = None if settings.chroma_url else partial(connect, settings)
+        return cls(connect(settings), settings.kb_name, embedder.name, embedder.dimension, reopen)
+
+    def refresh(self) -> None:
+        """Embedded Chroma keeps the vector index in each process's memory: when another
+        process (an ingest beside a running API, another API worker) has committed since, open
+        a fresh client, which reads its writes. A Chroma server is always current."""
+        if self._reopen is None:
+            return
+        generation = self.generation()
+        if generation == self._seen or generation in _WRITTEN:
+            self._seen = generation
+            return
+        with self._lock:
+            if generation == self._seen:
+                return
+            self.client.close()
+            self.client = self._reopen()
+            self._open_collections()
+            self._seen = generation
+
+    def close(self) -> None:
+        self.client.close()
 
     def ping(self) -> None:
         try:
@@ -131,13 +171,21 @@ class Index:
 
     def query(self, embedding: np.ndarray, k: int) -> list[ChunkHit]:
         """The `k` nearest chunks of committed documents, cosine similarity as score."""
-        if self._chunks.count() == 0:
+        self.refresh()
+        chunks = self._chunks
+        if chunks.count() == 0:
             return []
-        got = self._chunks.query(
-            query_embeddings=[embedding],
-            n_results=k,
-            include=["documents", "metadatas", "distances"],
-        )
+        request: dict[str, Any] = {
+            "query_embeddings": [embedding],
+            "n_results": k,
+            "include": ["documents", "metadatas", "distances"],
+        }
+        try:
+            got = chunks.query(**request)
+        except Exception:
+            if chunks is self._chunks:
+                raise
+            got = self._chunks.query(**request)  # the client was reopened meanwhile
         rows = zip(got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True)
         hits = [ChunkHit(_chunk(text, meta), 1.0 - float(dist)) for text, meta, dist in rows]
         committed = self.get_many({h.chunk.doc_id for h in hits})
@@ -218,12 +266,15 @@ class Index:
         return str(got["metadatas"][0]["value"]) if got["ids"] else ""
 
     def _bump(self) -> None:
+        value = uuid.uuid4().hex
+        _WRITTEN.add(value)
         self._docs.upsert(
             ids=[_GENERATION_ID],
             embeddings=[_ONE],
             documents=[""],
-            metadatas=[{"type": "generation", "value": uuid.uuid4().hex}],
+            metadatas=[{"type": "generation", "value": value}],
         )
+        self._seen = value
 
 
 def _chunk_meta(c: Chunk) -> dict[str, Any]:

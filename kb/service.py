@@ -37,6 +37,7 @@ class KnowledgeBase:
         return remove_document(self, doc_id)
 
     def close(self) -> None:
+        self.index.close()
         if self.anthropic is not None:
             self.anthropic.close()
 
