@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from kb.errors import InvalidInput
@@ -56,6 +55,7 @@ def parse_ks(raw: str) -> tuple[int, ...]:
 def handle(args: argparse.Namespace) -> int:
     from eval.datasets import load_dataset
     from eval.harness import run_eval
+    from ingest.cli import ProgressBar
     from kb.cli import print_json
     from kb.retrieval import MODES
     from kb.service import load_embedder
@@ -70,7 +70,7 @@ def handle(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     embedder = load_embedder(settings)
     modes = MODES if args.mode == "all" else (args.mode,)
-    bar = _ProgressBar()
+    bar = ProgressBar(quiet_when_piped=False)
     try:
         report = run_eval(
             dataset,
@@ -91,26 +91,6 @@ def handle(args: argparse.Namespace) -> int:
     else:
         _print_report(report, ks)
     return 0
-
-
-class _ProgressBar:
-    """A tqdm bar on stderr over the corpus files while they are ingested."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-
-    def start(self, total: int) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, desc="ingest", unit="file", file=sys.stderr)
-
-    def update(self, _result: object) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def _print_report(report: Any, ks: tuple[int, ...]) -> None:

@@ -149,9 +149,7 @@ def run_eval(
     try:
         cut = partial(truncate_to_model, embedder) if truncate else None
         root = materialise(dataset, local.data_dir / DOCS_DIR, cut).resolve()
-        if on_start is not None:
-            on_start(sum(1 for p in root.rglob("*") if p.is_file()))
-        ingested = ingest_paths(kb, [root], prune=True, progress=progress)
+        ingested = ingest_paths(kb, [root], prune=True, progress=progress, on_start=on_start)
         queries = dict(list(dataset.queries.items())[:limit_queries])
         qrels = {q: dataset.qrels[q] for q in queries}
         report = EvalReport(

@@ -9,6 +9,7 @@ from typing import Any
 
 from kb import cli as kb_cli
 from kb.cli import print_json, print_table
+from kb.types import FileResult
 
 
 def register(sub: Any) -> None:
@@ -27,25 +28,17 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ingest.pipeline import ingest_paths
-    from ingest.scan import scan
     from kb.errors import InvalidInput
 
     missing = [str(p) for p in args.paths if not p.exists()]
-    if missing:
+    if missing:  # before the model loads
         raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
     kb = kb_cli.open_kb_from_env()
-    bar = tqdm(
-        total=len(scan(args.paths)), unit="file", file=sys.stderr, disable=None, desc="ingest"
-    )
+    bar = ProgressBar()
     try:
         report = ingest_paths(
-            kb,
-            args.paths,
-            prune=args.prune,
-            progress=lambda result: bar.update(result.status != "removed"),
+            kb, args.paths, prune=args.prune, progress=bar.update, on_start=bar.start
         )
     finally:
         bar.close()
@@ -75,3 +68,27 @@ def summary_line(files: int, seconds: float, counts: dict[str, int]) -> str:
     noun = "file" if files == 1 else "files"
     done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     return f"{files} {noun} in {seconds:.1f}s: {done}"
+
+
+class ProgressBar:
+    """A tqdm bar on stderr over the files of an ingest; `quiet_when_piped` hides it when
+    stderr is no terminal."""
+
+    def __init__(self, *, quiet_when_piped: bool = True) -> None:
+        self._bar: Any = None
+        self._disable = None if quiet_when_piped else False
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=total, desc="ingest", unit="file", file=sys.stderr, disable=self._disable
+        )
+
+    def update(self, result: FileResult) -> None:
+        if self._bar is not None and result.status != "removed":  # pruned: not a scanned file
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -78,12 +78,16 @@ def ingest_paths(
     *,
     prune: bool = False,
     progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Ingest files and folders. With `prune`, documents that vanished from these roots go."""
+    """Ingest files and folders. With `prune`, documents that vanished from these roots go.
+    `on_start` gets the number of files found; `progress` gets each file's result."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
     files = scan(paths)
+    if on_start is not None:
+        on_start(len(files))
     items = [(p, str(p.resolve())) for p in files]
     report = _Run(kb, progress).run(items)
     if prune:
