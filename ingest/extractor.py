@@ -1,8 +1,11 @@
-"""Extraction in a child process, with a time limit per file.
+"""Extraction in a child process, with a time limit per file that grows with its page count.
 
-A file that hangs or crashes the PDF parser costs its own status (`failed: timed out ...`),
-never the run: the child is killed and a fresh one takes the next file. The child is a plain
-`python -m ingest.extractor` (not multiprocessing), so it never re-runs the caller's script.
+Every file gets `timeout` seconds; once the child reports a PDF's page count (before reading any
+page), the limit becomes `timeout + page_timeout * pages`, counted from when the file was sent.
+So a long healthy PDF finishes on a busy machine, while a file that hangs or crashes the parser
+costs its own status (`failed: timed out ...`), never the run: the child is killed and a fresh
+one takes the next file. The child is a plain `python -m ingest.extractor` (not
+multiprocessing), so it never re-runs the caller's script.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import select
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +28,9 @@ _HEADER = struct.Struct("!I")
 
 def _send(stream: IO[bytes], value: Any) -> None:
     data = pickle.dumps(value)
-    stream.write(_HEADER.pack(len(data)) + data)
+    message = memoryview(_HEADER.pack(len(data)) + data)
+    while message:  # an unbuffered pipe may take part of it
+        message = message[stream.write(message) :]
     stream.flush()
 
 
@@ -44,27 +50,38 @@ def _receive(stream: IO[bytes]) -> Any:
 
 
 def serve() -> None:
-    """The child: read paths on stdin, answer (ok, Extraction | (reason, message)) on stdout."""
+    """The child: read paths on stdin; per path, answer on stdout with ("pages", n) for a PDF,
+    then one of ("done", Extraction) or ("failed", (reason, message))."""
     from kb.extraction import extract
 
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints from parsers must not corrupt the channel
+
+    def on_pages(count: int) -> None:
+        _send(replies, ("pages", count))
+
     while True:
         try:
             path = _receive(requests)
         except EOFError:
             return
         try:
-            _send(replies, (True, extract(Path(path))))
+            _send(replies, ("done", extract(Path(path), on_pages)))
         except ExtractionError as exc:
-            _send(replies, (False, (exc.reason, exc.message)))
+            _send(replies, ("failed", (exc.reason, exc.message)))
         except Exception as exc:  # any parser failure is this file's failure
-            _send(replies, (False, ("unreadable", f"unreadable: {type(exc).__name__}: {exc}")))
+            _send(replies, ("failed", ("unreadable", f"unreadable: {type(exc).__name__}: {exc}")))
 
 
 class Extractor:
-    def __init__(self, timeout: float) -> None:
+    """Extracts files one at a time in a child process.
+
+    `timeout`: seconds any file may take; `page_timeout`: seconds added per page of a PDF.
+    """
+
+    def __init__(self, timeout: float, page_timeout: float = 0.0) -> None:
         self.timeout = timeout
+        self.page_timeout = page_timeout
         self._proc: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -73,6 +90,7 @@ class Extractor:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            bufsize=0,  # unbuffered: a reply read ahead into a buffer would hide it from poll()
         )
         return self._proc
 
@@ -91,18 +109,27 @@ class Extractor:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             _send(proc.stdin, str(path))
+            sent = time.monotonic()
+            limit, how = self.timeout, ""
             waiting = select.poll()  # not select(): it fails for descriptors past 1023
             waiting.register(proc.stdout, select.POLLIN)
-            if not waiting.poll(self.timeout * 1000):
-                self._kill()
-                raise ExtractionError(
-                    "timed out", f"timed out: extraction took longer than {self.timeout:g}s"
-                )
-            ok, value = _receive(proc.stdout)
+            while True:
+                left = sent + limit - time.monotonic()
+                if left <= 0 or not waiting.poll(left * 1000):
+                    self._kill()
+                    raise ExtractionError(
+                        "timed out", f"timed out: extraction took longer than {limit:g}s{how}"
+                    )
+                kind, value = _receive(proc.stdout)
+                if kind != "pages":
+                    break
+                limit = self.timeout + self.page_timeout * value
+                unit = "page" if value == 1 else "pages"
+                how = f" ({self.timeout:g}s + {self.page_timeout:g}s × {value} {unit})"
         except (EOFError, OSError, pickle.UnpicklingError):
             self._kill()
             raise ExtractionError("crashed", "the extractor crashed on this file") from None
-        if ok:
+        if kind == "done":
             return value
         reason, message = value
         raise ExtractionError(reason, message)

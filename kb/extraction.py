@@ -1,15 +1,17 @@
 """Extraction: the text of one file, page by page, read locally.
 
 `extract(path)` is a top-level function so that ingest can run it in a worker process with a
-time limit. A file that cannot be read raises `ExtractionError(reason)` with a short reason
-(`encrypted`, `empty file`, `malformed PDF: ...`); damage to single pages becomes a note.
+time limit; its `on_pages` callback hears a PDF's page count before the pages are read, so that
+the limit can grow with the file. A file that cannot be read raises `ExtractionError(reason)`
+with a short reason (`encrypted`, `empty file`, `malformed PDF: ...`); damage to single pages
+becomes a note.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +71,12 @@ def is_sidecar(path: Path) -> bool:
     return image.suffix.lower() in IMAGE_SUFFIXES and image.is_file()
 
 
-def extract(path: Path) -> Extraction:
-    """Read one file. Raises `ExtractionError` for a file that cannot be used."""
+def extract(path: Path, on_pages: Callable[[int], None] | None = None) -> Extraction:
+    """Read one file. Raises `ExtractionError` for a file that cannot be used.
+
+    For a PDF, `on_pages(n)` is called once with the page count as soon as the page tree has
+    been read, before any page's text; text files and images are read at once and never call it.
+    """
     kind = kind_of(path)
     if kind is None:
         raise ExtractionError("unsupported type", f"{path.name}: unsupported file type")
@@ -81,7 +87,7 @@ def extract(path: Path) -> Extraction:
     if not data:
         raise ExtractionError("empty file", f"{path.name} is empty")
     if kind == "pdf":
-        return _extract_pdf(data, path.stem)
+        return _extract_pdf(data, path.stem, on_pages)
     if kind == "image":
         return _extract_image(path, data)
     return _extract_text(path, data)
@@ -95,7 +101,9 @@ def _sniff_path(path: Path) -> str | None:
         return None
 
 
-def _extract_pdf(data: bytes, stem: str) -> Extraction:
+def _extract_pdf(
+    data: bytes, stem: str, on_pages: Callable[[int], None] | None = None
+) -> Extraction:
     from kb.pdf import open_pdf, short_error
 
     reader, encrypted = open_pdf(data)
@@ -103,6 +111,8 @@ def _extract_pdf(data: bytes, stem: str) -> Extraction:
         count = len(reader.pages)
     except Exception as exc:  # pypdf raises many types for a broken page tree
         raise ExtractionError(f"malformed PDF: {short_error(exc)}") from exc
+    if on_pages is not None:
+        on_pages(count)
     if count == 0:
         raise ExtractionError("malformed PDF: no pages")
     pages: list[Page] = []

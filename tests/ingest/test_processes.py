@@ -1,13 +1,27 @@
-"""Embedded Chroma shared by processes: an ingest in one process is searchable in another."""
+"""Work split across processes: embedded Chroma shared by processes (an ingest in one process
+is searchable in another), and the extraction child's time limit that grows with page count."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from ingest.extractor import Extractor
+from kb.errors import ExtractionError
 from kb.service import open_kb
+from tests.pdfs import make_pdf, pdf_bytes
+
+# A dense page that pypdf needs a few milliseconds to read: 600 of them take seconds.
+DENSE_PAGE = "Tide tables list high and low water for every harbour on the coast. " * 50
+PAGES = 600
 
 
 def test_a_running_reader_sees_what_another_process_ingested(
@@ -41,3 +55,84 @@ def test_a_running_reader_sees_what_another_process_ingested(
         assert hits[0].document.title == "fog"
     finally:
         reader.close()
+
+
+@pytest.fixture(scope="module")
+def long_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 600-page PDF (one fpdf2 page repeated by pypdf): seconds to extract, when
+    counting its pages takes a fraction of a second."""
+    from pypdf import PdfReader, PdfWriter
+
+    page = PdfReader(io.BytesIO(pdf_bytes([DENSE_PAGE]))).pages[0]
+    writer = PdfWriter()
+    for _ in range(PAGES):
+        writer.add_page(page)
+    path = tmp_path_factory.mktemp("long") / "filing.pdf"
+    with path.open("wb") as handle:
+        writer.write(handle)
+    return path
+
+
+@contextlib.contextmanager
+def warm_extractor(tmp_path: Path, base: float, per_page: float) -> Iterator[Extractor]:
+    """An extractor whose child has started and imported pypdf (with time to spare), so that
+    the tiny `base` that follows measures the file alone."""
+    with Extractor(timeout=60, page_timeout=per_page) as extractor:
+        assert extractor.extract(make_pdf(tmp_path / "warm-up.pdf", ["Warm-up."])).page_count == 1
+        extractor.timeout = base
+        yield extractor
+
+
+def test_a_long_pdf_gets_time_per_page_beyond_the_base(tmp_path: Path, long_pdf: Path) -> None:
+    # 0.5 s is far too little for 600 pages (the next test shows it), but ample for the page
+    # count; 0.5 + 0.1 x 600 = 60.5 s is ample for the pages.
+    with warm_extractor(tmp_path, base=0.5, per_page=0.1) as extractor:
+        result = extractor.extract(long_pdf)
+    assert result.page_count == PAGES
+    assert "high and low water" in result.pages[-1].text
+
+
+@pytest.mark.parametrize(
+    ("per_page", "limit"),
+    [(0.0, "1s (1s + 0s × 600 pages)"), (0.001, "1.6s (1s + 0.001s × 600 pages)")],
+)
+def test_a_long_pdf_beyond_base_plus_its_pages_times_out(
+    tmp_path: Path, long_pdf: Path, per_page: float, limit: str
+) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("Fine text.\n")
+    with warm_extractor(tmp_path, base=1.0, per_page=per_page) as extractor:
+        with pytest.raises(ExtractionError) as caught:
+            extractor.extract(long_pdf)
+        assert caught.value.reason == "timed out"
+        assert caught.value.message == f"timed out: extraction took longer than {limit}"
+        assert extractor.extract(good).pages[0].text.strip() == "Fine text."
+
+
+def test_a_hang_before_the_page_count_is_stopped_at_the_base(tmp_path: Path) -> None:
+    fifo = tmp_path / "hangs.pdf"
+    os.mkfifo(fifo)  # opening it for reading blocks until a writer comes: a hang
+    good = tmp_path / "good.txt"
+    good.write_text("Fine text.\n")
+    with Extractor(timeout=2, page_timeout=1000) as extractor:
+        with pytest.raises(ExtractionError) as caught:
+            extractor.extract(fifo)
+        assert caught.value.message == "timed out: extraction took longer than 2s"
+        assert extractor.extract(good).pages[0].text.strip() == "Fine text."
+
+
+def test_a_page_count_and_result_that_arrive_together_are_both_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.extractor
+
+    receive = ingest.extractor._receive
+
+    def late(stream):  # type: ignore[no-untyped-def]
+        time.sleep(0.5)  # by now the child has sent ("pages", 2) and then its result
+        return receive(stream)
+
+    monkeypatch.setattr(ingest.extractor, "_receive", late)
+    with Extractor(timeout=10, page_timeout=1) as extractor:
+        result = extractor.extract(make_pdf(tmp_path / "two.pdf", ["One.", "Two."]))
+    assert [p.text.strip() for p in result.pages] == ["One.", "Two."]

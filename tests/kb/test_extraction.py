@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import multiprocessing
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -358,7 +357,6 @@ def _manifest() -> list[dict[str, object]]:
 @pytest.mark.parametrize("entry", _manifest(), ids=lambda e: str(e["file"]).rsplit("/", 1)[-1])
 def test_real_world_pdf(entry: dict[str, object]) -> None:
     categories = set(entry["categories"])  # type: ignore[call-overload]
-    started = time.monotonic()
     try:
         result = extract(REAL_PDFS / str(entry["file"]))
     except ExtractionError as exc:
@@ -376,4 +374,3 @@ def test_real_world_pdf(entry: dict[str, object]) -> None:
             assert "image-only: no text layer" in result.notes
         else:
             assert any(p.text.strip() for p in result.pages)
-    assert time.monotonic() - started < 10
