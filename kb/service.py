@@ -69,7 +69,7 @@ def open_kb(
             blobs,
             LocalFileStore(settings.data_dir / "files", settings.kb_name),
             retriever,
-            ExtractiveAnswerer(settings),
+            ExtractiveAnswerer(settings, embedder),
         )
     from kb.anthropic_files import AnthropicFileStore, make_client
     from kb.claude import ClaudeAnswerer
