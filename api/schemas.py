@@ -71,6 +71,8 @@ class UsedDocument(msgspec.Struct):
     score: float
     page_start: int
     page_end: int
+    pages: int  # PDF pages in this window (0 for text and images)
+    estimated_tokens: int
 
 
 class UsageOut(msgspec.Struct):
@@ -95,6 +97,9 @@ class AskResponse(msgspec.Struct):
     model: str | None
     notice: str
     timings: Timings
+    pages_sent: int  # PDF pages attached to the question
+    estimated_input_tokens: int  # kb's estimate before sending (0 offline)
+    estimated_cost_usd: float | None
 
 
 class ChunkOut(msgspec.Struct):
@@ -200,6 +205,8 @@ def from_sent(d: SentDocument) -> UsedDocument:
         score=d.score,
         page_start=d.page_start,
         page_end=d.page_end,
+        pages=d.pages,
+        estimated_tokens=d.estimated_tokens,
     )
 
 
@@ -223,6 +230,9 @@ def from_answer(a: Answer, *, retrieve_ms: float, model_ms: float) -> AskRespons
         model=a.model,
         notice=a.notice,
         timings=Timings(retrieve_ms=round(retrieve_ms, 2), model_ms=round(model_ms, 2)),
+        pages_sent=a.pages_sent,
+        estimated_input_tokens=a.estimated_input_tokens,
+        estimated_cost_usd=a.estimated_cost_usd,
     )
 
 

@@ -24,13 +24,12 @@ from pathlib import Path, PurePath
 from ingest.extractor import Extractor
 from ingest.scan import scan
 from kb.blobs import sha256_file
-from kb.chunking import chunk_pages, chunk_size_for
+from kb.chunking import SPECIAL_TOKENS, chunk_pages, chunk_size_for, context_header
 from kb.errors import ExtractionError, InvalidInput, TooLarge, UnsupportedType
 from kb.extraction import kind_of
-from kb.pdf import plan_parts
 from kb.service import KnowledgeBase
-from kb.types import Chunk, Document, Extraction, FileResult, FileStatus, Part
-from kb.uploads import upload_document
+from kb.types import Chunk, Document, Extraction, FileResult, FileStatus
+from kb.uploads import plan_parts, upload_document
 
 Progress = Callable[[FileResult], None]
 SKIP_REASONS = ("unsupported type", "empty file")
@@ -143,6 +142,7 @@ class _Run:
         self.report = IngestReport()
         self.size = chunk_size_for(kb.embedder, self.settings.chunk_tokens)
         self.overlap = min(self.settings.chunk_overlap, self.size // 2)
+        self._tokens = kb.embedder.token_offsets
         self.batch: list[_Pending] = []
         self.seen: dict[str, _Pending] = {}  # every new document of this run, by id
         self.lock = threading.RLock()  # guards _Pending.sources/state and the results
@@ -195,7 +195,9 @@ class _Run:
 
         def work() -> None:
             try:
-                with Extractor(self.settings.extract_timeout) as extractor:
+                with Extractor(
+                    self.settings.extract_timeout, self.settings.extract_page_timeout
+                ) as extractor:
                     for path, source in items:
                         if stop.is_set():
                             break
@@ -296,19 +298,26 @@ class _Run:
     def _build(
         self, doc_id: str, source: str, path: Path, extraction: Extraction
     ) -> tuple[Document, list[Chunk]]:
-        parts: tuple[Part, ...] = (Part(0, 1, max(extraction.page_count, 1)),)
-        if extraction.kind == "pdf":
-            parts = plan_parts(
-                self.kb.blobs.read(doc_id),
-                extraction.page_count,
-                self.settings.max_request_pages,
-                self.settings.pdf_part_max_bytes,
-            )
+        """The document record (to commit once uploaded) and its chunks. Chunks stay within a
+        page window (a chunk over sparse pages could otherwise span several windows, and a
+        question would have to send them all); each carries the document's title as context."""
+        parts = plan_parts(
+            extraction.kind, extraction.page_count, self.kb.blobs.read(doc_id), self.settings
+        )
+        context = context_header(extraction.title, source)
+        room = self.kb.embedder.max_tokens - SPECIAL_TOKENS - len(self._tokens(context))
+        size = max(min(self.size, room), 1)  # the model reads the header and the whole chunk
         chunks: list[Chunk] = []
         for part in parts:
             pages = [p for p in extraction.pages if part.page_start <= p.number <= part.page_end]
             chunks += chunk_pages(
-                doc_id, part.index, pages, self.kb.embedder.token_offsets, self.size, self.overlap
+                doc_id,
+                part.index,
+                pages,
+                self._tokens,
+                size,
+                min(self.overlap, size // 2),
+                context=context,
             )
         if not chunks:  # image-only PDFs and images: findable by title
             chunks = [Chunk(doc_id, 0, 0, extraction.title, 1, 1, 0, 0)]
@@ -333,7 +342,7 @@ class _Run:
         """Embed a batch, write its chunks, then commit the records of its uploaded documents."""
         self.kb.index.delete_chunks_of([p.doc.id for p in batch])  # leftovers of a crashed run
         chunks = [c for p in batch for c in p.chunks]
-        self.kb.index.add_chunks(chunks, self.kb.embedder.embed([c.text for c in chunks]))
+        self.kb.index.add_chunks(chunks, self.kb.embedder.embed([c.indexed_text for c in chunks]))
         self.report.embedded_chunks += len(chunks)
         ready: list[tuple[_Pending, Document]] = []
         for p in batch:

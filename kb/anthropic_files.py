@@ -28,7 +28,7 @@ from kb.anthropic_errors import to_kb_error
 
 __all__ = ["AnthropicFileStore", "make_client", "safe_name", "to_kb_error", "upload_mime"]
 from kb.errors import ConfigError, InvalidInput, KBError
-from kb.files import StoredFile, owns, remote_filename
+from kb.files import PartKey, StoredFile, owns, remote_filename
 
 if TYPE_CHECKING:
     import anthropic
@@ -90,7 +90,7 @@ def upload_mime(mime_type: str, filename: str = "") -> str:
     )
 
 
-def safe_name(kb_name: str, doc_id: str, part: int, filename: str) -> str:
+def safe_name(kb_name: str, doc_id: str, part: PartKey, filename: str) -> str:
     """The remote name: hash prefix + basename, 1-255 characters, none of the forbidden
     `<>:"|?*\\/` or control characters. A long name keeps its extension."""
     base = re.split(r"[\\/]", filename)[-1].strip() or "file"
@@ -147,7 +147,7 @@ class AnthropicFileStore:
             self._forget(stored.file_id)
         return None
 
-    def upload(self, doc_id: str, part: int, filename: str, mime_type: str, data: bytes) -> str:
+    def upload(self, doc_id: str, part: PartKey, filename: str, mime_type: str, data: bytes) -> str:
         name = safe_name(self._settings.kb_name, doc_id, part, filename)
         mime = upload_mime(mime_type, filename)
         if mime == "text/plain":  # Claude's char offsets then match kb's extracted text

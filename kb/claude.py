@@ -31,6 +31,7 @@ from kb.claude_request import (
     estimate_tokens,
     file_id_of,
     map_citation,
+    request_tokens,
     select,
 )
 from kb.errors import KBError, NotFound, UpstreamError
@@ -47,6 +48,7 @@ from kb.types import (
     TextDelta,
     Usage,
 )
+from kb.uploads import move_to_windows, needs_windows
 
 if TYPE_CHECKING:
     import anthropic
@@ -130,6 +132,7 @@ class ClaudeAnswerer:
     def _run(
         self, question: str, hits: Sequence[DocumentHit], *, streaming: bool
     ) -> Iterator[AnswerEvent]:
+        hits = [windowed for hit in hits if (windowed := self._windowed(hit)) is not None]
         picks = [self._ensure_uploaded(p) for p in select(question, hits, self._settings)]
         if not picks:
             yield AnswerDone(self._nothing_to_send())
@@ -171,6 +174,17 @@ class ClaudeAnswerer:
                     f"(request {stream.request_id}); the partial answer was discarded"
                 )
             yield AnswerDone(self._build(plan, final, stream.request_id))
+
+    def _windowed(self, hit: DocumentHit) -> DocumentHit | None:
+        """The hit with its document in the current page windows: a PDF stored in longer
+        parts (an earlier version's 100-page parts) moves to windows now, once; None when the
+        document was removed meanwhile."""
+        if not needs_windows(hit.document, self._settings):
+            return hit
+        try:
+            return replace(hit, document=move_to_windows(self._kb, hit.document))
+        except NotFound:
+            return None
 
     def _ensure_uploaded(self, pick: Pick) -> Pick:
         doc = pick.document
@@ -221,6 +235,7 @@ class ClaudeAnswerer:
             answer_text = REFUSED
         usage = _usage(getattr(message, "usage", None))
         cost = estimate_cost(model, usage, self._settings.price_table)
+        estimated = request_tokens(plan.question, plan.picks)
         return Answer(
             text=answer_text,
             citations=tuple(citations),
@@ -233,6 +248,8 @@ class ClaudeAnswerer:
                     p.part.index,
                     p.part.page_start,
                     p.part.page_end,
+                    p.pages,
+                    p.tokens,
                 )
                 for p in plan.picks
             ),
@@ -241,6 +258,10 @@ class ClaudeAnswerer:
             model=model,
             request_id=request_id,
             notice=notice,
+            estimated_input_tokens=estimated,
+            estimated_cost_usd=estimate_cost(
+                model, Usage(input_tokens=estimated), self._settings.price_table
+            ),
         )
 
     def _nothing_to_send(self) -> Answer:

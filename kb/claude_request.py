@@ -1,6 +1,7 @@
 """What one question sends to Claude, and how its citations come back.
 
-`select` picks the document parts within the request budget, `Plan.request` builds the
+`select` picks the page windows (and short documents) that hold the best chunks, within the
+request budget, `Plan.request` builds the
 Messages request (only `file_id` sources: `document` blocks for PDFs and text, `image` blocks
 for images, in a canonical order so the same set gives the same cacheable prefix), and
 `map_citation` turns a citation relative to the part that was sent into the original
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from kb.types import Citation, Document, DocumentHit, Part
+from kb.types import Chunk, Citation, Document, DocumentHit, Part
 
 if TYPE_CHECKING:
     from kb.settings import Settings
@@ -23,7 +24,7 @@ SYSTEM_PROMPT = (
     'If the documents do not contain the answer, say "The documents do not contain the '
     'answer." and do not guess or use outside knowledge.'
 )
-PDF_PAGE_TOKENS = 2000  # conservative per page: extracted text plus the page image
+PDF_PAGE_TOKENS = 2000  # conservative per page: extracted text plus the page image (1.5k-3k)
 TEXT_BYTES_PER_TOKEN = 3
 IMAGE_TOKENS = 1600
 OVERHEAD_TOKENS = 500  # system prompt, block framing
@@ -35,6 +36,17 @@ class Pick:
     part: Part
     score: float
 
+    @property
+    def pages(self) -> int:
+        """PDF pages this pick sends (text and images count no pages)."""
+        if self.document.kind != "pdf":
+            return 0
+        return self.part.page_end - self.part.page_start + 1
+
+    @property
+    def tokens(self) -> int:
+        return estimate_tokens(self.document, self.part)
+
 
 def estimate_tokens(doc: Document, part: Part) -> int:
     if doc.kind == "pdf":
@@ -44,38 +56,64 @@ def estimate_tokens(doc: Document, part: Part) -> int:
     return doc.size_bytes // TEXT_BYTES_PER_TOKEN + 1
 
 
+def request_tokens(question: str, picks: Sequence[Pick]) -> int:
+    """The estimated input tokens of a request: framing, the question and every pick."""
+    return OVERHEAD_TOKENS + len(question) // 2 + sum(p.tokens for p in picks)
+
+
 def _parts(doc: Document) -> tuple[Part, ...]:
     return doc.parts or (Part(0, 1, max(doc.page_count, 1)),)
 
 
+def _holding(doc: Document, chunk: Chunk) -> list[Part]:
+    """The parts that hold a chunk: for a PDF every window its pages touch (a chunk across a
+    window boundary needs both), else the document's one part. Pages, not the chunk's `part`
+    field, decide, so chunks written before page windows map onto windows unchanged."""
+    parts = _parts(doc)
+    if doc.kind != "pdf":
+        return [parts[0]]
+    touched = [
+        p for p in parts if p.page_start <= chunk.page_end and chunk.page_start <= p.page_end
+    ]
+    return touched or [parts[0]]
+
+
 def select(question: str, hits: Sequence[DocumentHit], settings: Settings) -> list[Pick]:
-    """Best-scoring documents (only the parts holding hit chunks) within the request budget:
-    at most `max_documents` documents, `max_request_pages` PDF pages, `max_request_tokens`."""
-    pages, docs = 0, 0
-    tokens = OVERHEAD_TOKENS + len(question) // 2
-    picks: list[Pick] = []
-    for hit in sorted(hits, key=lambda h: -h.score):
-        if docs >= settings.max_documents:
-            break
-        doc, parts = hit.document, _parts(hit.document)
-        by_index = {p.index: p for p in parts}
-        wanted: list[Part] = []
-        for chunk_hit in sorted(hit.chunks, key=lambda c: -c.score):
-            part = by_index.get(chunk_hit.chunk.part)
-            if part is not None and part not in wanted:
-                wanted.append(part)
-        chosen = False
-        for part in wanted or [parts[0]]:
-            n_pages = part.page_end - part.page_start + 1 if doc.kind == "pdf" else 0
-            cost = estimate_tokens(doc, part)
-            if pages + n_pages > settings.max_request_pages:
-                continue
-            if tokens + cost > settings.max_request_tokens:
-                continue
-            pages, tokens, chosen = pages + n_pages, tokens + cost, True
-            picks.append(Pick(doc, part, hit.score))
-        docs += chosen
-    return sorted(picks, key=lambda p: (p.document.id, p.part.index))
+    """The page windows (or whole documents) to attach, best chunk first, within the budget.
+
+    Every hit chunk proposes the windows that hold it; proposals are taken by chunk score,
+    across documents, while they fit: at most `max_documents` documents,
+    `max_request_pages` PDF pages and `max_request_tokens` estimated tokens. The best chunk's
+    window is always sent when retrieval found anything (`Settings` guarantees one window fits;
+    a chunk across a window boundary that does not fit whole sends the window it starts in).
+    """
+    proposals: list[tuple[float, int, Document, list[Part]]] = []
+    for rank, hit in enumerate(sorted(hits, key=lambda h: -h.score)):
+        doc = hit.document
+        if not hit.chunks:
+            proposals.append((hit.score, rank, doc, [_parts(doc)[0]]))
+        for chunk_hit in hit.chunks:
+            proposals.append((chunk_hit.score, rank, doc, _holding(doc, chunk_hit.chunk)))
+    proposals.sort(key=lambda p: (-p[0], p[1]))  # stable: a document's chunks keep their order
+    chosen: dict[tuple[str, int], Pick] = {}
+    documents: set[str] = set()
+    pages, tokens = 0, request_tokens(question, [])
+    for score, _, doc, parts in proposals:
+        holding = [p for p in parts if (doc.id, p.index) not in chosen]
+        if not holding or (doc.id not in documents and len(documents) >= settings.max_documents):
+            continue
+        for group in (holding, holding[:1]) if not chosen else (holding,):
+            new = [Pick(doc, part, score) for part in group]
+            more_pages, more_tokens = sum(p.pages for p in new), sum(p.tokens for p in new)
+            if (
+                pages + more_pages <= settings.max_request_pages
+                and tokens + more_tokens <= settings.max_request_tokens
+            ):
+                chosen.update({(doc.id, p.part.index): p for p in new})
+                documents.add(doc.id)
+                pages, tokens = pages + more_pages, tokens + more_tokens
+                break
+    return sorted(chosen.values(), key=lambda p: (p.document.id, p.part.index))
 
 
 def file_id_of(pick: Pick) -> str | None:

@@ -16,6 +16,8 @@ from typing import Protocol
 
 from kb.errors import NotFound
 
+PartKey = int | str
+
 
 @dataclass(frozen=True, slots=True)
 class StoredFile:
@@ -26,21 +28,24 @@ class StoredFile:
     created_at: str = ""
 
 
-def remote_filename(kb_name: str, doc_id: str, part: int, name: str) -> str:
+def remote_filename(kb_name: str, doc_id: str, part: PartKey, name: str) -> str:
     """The name a part is stored under: the knowledge base and a content-hash prefix, which
-    find retried uploads and keep knowledge bases sharing one workspace apart."""
+    find retried uploads and keep knowledge bases sharing one workspace apart. `part` is the
+    part's index, or for PDFs its page range (`3-12`), so a re-cut document never takes an
+    old part's file for a new one."""
     return f"kb-{kb_name}-{doc_id[:32]}-p{part}-{name}"
 
 
 def owns(kb_name: str, filename: str) -> bool:
     """True for the names `remote_filename` gives this knowledge base's files."""
-    return re.match(rf"kb-{re.escape(kb_name)}-[0-9a-f]{{32}}-p\d+-", filename) is not None
+    pattern = rf"kb-{re.escape(kb_name)}-[0-9a-f]{{32}}-p\d+(-\d+)?-"
+    return re.match(pattern, filename) is not None
 
 
 class FileStore(Protocol):
     name: str  # "local" or "anthropic"
 
-    def upload(self, doc_id: str, part: int, filename: str, mime_type: str, data: bytes) -> str:
+    def upload(self, doc_id: str, part: PartKey, filename: str, mime_type: str, data: bytes) -> str:
         """Store one part and return its file_id. Idempotent: an earlier (possibly crashed)
         upload of the same doc_id/part is found and its id returned instead of a second copy."""
         ...
@@ -70,7 +75,7 @@ class LocalFileStore:
             raise NotFound(f"file {file_id} is not a local file")
         return self.root / file_id
 
-    def upload(self, doc_id: str, part: int, filename: str, mime_type: str, data: bytes) -> str:
+    def upload(self, doc_id: str, part: PartKey, filename: str, mime_type: str, data: bytes) -> str:
         file_id = f"local-{doc_id[:32]}-p{part}"
         path = self._path(file_id)
         if not path.is_file():

@@ -169,8 +169,9 @@ class Index:
                     yield _chunk(text, meta)
             offset += len(got["ids"])
 
-    def query(self, embedding: np.ndarray, k: int) -> list[ChunkHit]:
-        """The `k` nearest chunks of committed documents, cosine similarity as score."""
+    def query(self, embedding: np.ndarray, k: int, *, doc_id: str | None = None) -> list[ChunkHit]:
+        """The `k` nearest chunks of committed documents (of one, with `doc_id`), cosine
+        similarity as score."""
         self.refresh()
         chunks = self._chunks
         if chunks.count() == 0:
@@ -180,6 +181,8 @@ class Index:
             "n_results": k,
             "include": ["documents", "metadatas", "distances"],
         }
+        if doc_id is not None:
+            request["where"] = {"doc_id": doc_id}
         try:
             got = chunks.query(**request)
         except Exception:
@@ -286,6 +289,7 @@ def _chunk_meta(c: Chunk) -> dict[str, Any]:
         "page_end": c.page_end,
         "char_start": c.char_start,
         "char_end": c.char_end,
+        "context": c.context,
     }
 
 
@@ -299,6 +303,7 @@ def _chunk(text: str, meta: dict[str, Any]) -> Chunk:
         page_end=int(meta["page_end"]),
         char_start=int(meta["char_start"]),
         char_end=int(meta["char_end"]),
+        context=str(meta.get("context") or ""),  # absent in chunks written before headers
     )
 
 

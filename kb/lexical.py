@@ -15,6 +15,7 @@ import json
 import shutil
 import threading
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,11 +44,26 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     return tokens
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Snapshot:
     generation: str
     chunks: tuple[Chunk, ...]
     model: Any  # bm25s.BM25, or None for an empty index
+
+    @cached_property
+    def _rows(self) -> dict[str, Any]:
+        import numpy as np
+
+        rows: dict[str, list[int]] = {}
+        for i, chunk in enumerate(self.chunks):
+            rows.setdefault(chunk.doc_id, []).append(i)
+        return {doc_id: np.array(found) for doc_id, found in rows.items()}
+
+    def rows_of(self, doc_id: str) -> Any:
+        """The positions of one document's chunks (a numpy array, maybe empty)."""
+        import numpy as np
+
+        return self._rows.get(doc_id, np.array([], dtype=int))
 
 
 class LexicalIndex:
@@ -59,8 +75,9 @@ class LexicalIndex:
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
 
-    def search(self, query: str, k: int) -> list[ChunkHit]:
-        """The `k` best chunks for `query` with a positive BM25 score, best first."""
+    def search(self, query: str, k: int, *, doc_id: str | None = None) -> list[ChunkHit]:
+        """The `k` best chunks for `query` (of one document, with `doc_id`) with a positive
+        BM25 score, best first. Scores are over the whole index either way."""
         import numpy as np
 
         snap = self.refresh()
@@ -71,8 +88,11 @@ class LexicalIndex:
         if not terms:
             return []
         scores = snap.model.get_scores(terms)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
+        rows = np.arange(len(scores)) if doc_id is None else snap.rows_of(doc_id)
+        k = min(k, len(rows))
+        if k == 0:
+            return []
+        top = rows[np.argpartition(-scores[rows], k - 1)[:k]]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [ChunkHit(snap.chunks[i], float(scores[i])) for i in top if scores[i] > 0]
 
@@ -98,7 +118,7 @@ class LexicalIndex:
         if not chunks:
             return _Snapshot(generation, chunks, None)
         model = bm25s.BM25()
-        model.index(tokenize([c.text for c in chunks]), show_progress=False)
+        model.index(tokenize([c.indexed_text for c in chunks]), show_progress=False)
         snap = _Snapshot(generation, chunks, model)
         self._save(snap)
         return snap

@@ -1,8 +1,9 @@
-"""PDF handling with pypdf: opening (empty-password decryption), splitting into upload parts.
+"""PDF handling with pypdf: opening (empty-password decryption), cutting into page windows.
 
-The Files API takes no encrypted PDFs and limits pages and bytes per request, so a document is
-uploaded as one or more `Part`s: contiguous page ranges in the original numbering. A document
-within both limits is one part, uploaded as the original bytes (or a decrypted copy).
+The Files API takes no encrypted PDFs, and a question should carry the pages around its answer,
+not a whole filing, so a long PDF is uploaded as page windows (`Part`s: contiguous page ranges in
+the original numbering, each its own file). A PDF of at most one window is one part, uploaded as
+the original bytes (or a decrypted copy).
 """
 
 from __future__ import annotations
@@ -56,21 +57,31 @@ def page_count(data: bytes) -> int:
         raise ExtractionError(f"malformed PDF: {short_error(exc)}") from exc
 
 
-def plan_parts(data: bytes, page_count: int, max_pages: int, max_bytes: int) -> tuple[Part, ...]:
-    """Page ranges of at most `max_pages` whose written size fits `max_bytes`.
+def plan_windows(
+    data: bytes, page_count: int, window_pages: int, max_bytes: int
+) -> tuple[Part, ...]:
+    """Page windows of at most `window_pages` pages whose written size fits `max_bytes`.
 
-    A range over the byte limit is halved until it fits; a single page over it stays alone.
+    A PDF of at most one window within the byte limit is one part: the whole file. A longer
+    one is cut into consecutive windows; only when the whole file is over the byte limit are
+    windows written out to measure them, and a window over it is halved until it fits (a single
+    page over it stays alone).
     """
-    if page_count < 1 or max_pages < 1 or max_bytes < 1:
+    if page_count < 1 or window_pages < 1 or max_bytes < 1:
         raise InvalidInput(
-            f"cannot plan parts: page_count={page_count}, max_pages={max_pages}, "
+            f"cannot plan windows: page_count={page_count}, window_pages={window_pages}, "
             f"max_bytes={max_bytes} must all be positive"
         )
-    if page_count <= max_pages and len(data) <= max_bytes:
+    small = len(data) <= max_bytes
+    if page_count <= window_pages and small:
         return (Part(0, 1, page_count),)
+    pending = [
+        (s, min(s + window_pages - 1, page_count)) for s in range(1, page_count + 1, window_pages)
+    ]
+    if small:
+        return tuple(Part(i, start, end) for i, (start, end) in enumerate(pending))
     reader, _ = open_pdf(data)
     ranges: list[tuple[int, int]] = []
-    pending = [(s, min(s + max_pages - 1, page_count)) for s in range(1, page_count + 1, max_pages)]
     pending.reverse()
     while pending:
         start, end = pending.pop()

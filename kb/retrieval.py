@@ -21,7 +21,7 @@ swaps immutable snapshots, and the rest is local.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kb.errors import InvalidInput
 from kb.lexical import LexicalIndex
@@ -37,6 +37,8 @@ MAX_K = 1000
 MIN_CANDIDATES = 200
 CANDIDATES_PER_DOCUMENT = 5
 DENSE_WEIGHT = 0.5
+PAGE_CANDIDATES = 50  # chunks of one document read by the second pass, per mode
+DOC_SHARE = 0.5  # how much of a chunk's score is its document's
 
 _Scores = dict[str, float]
 
@@ -66,7 +68,8 @@ class Retriever:
         mode = mode or self.settings.search_mode
         _validate(query, k, mode, chunks_per_doc)
         n = candidates(k)
-        dense = self._dense(query, n) if mode in ("dense", "hybrid") else []
+        vector = self.embedder.embed([query])[0] if mode in ("dense", "hybrid") else None
+        dense = self.index.query(vector, n) if vector is not None else []
         lexical = self.lexical.search(query, n) if mode in ("bm25", "hybrid") else []
         if mode == "dense":
             scores, chunk_scores = _best_per_document(dense), _chunk_scores(dense)
@@ -75,11 +78,40 @@ class Retriever:
         else:
             scores = _fuse(_best_per_document(dense), _best_per_document(lexical))
             chunk_scores = _fuse(_chunk_scores(dense), _chunk_scores(lexical))
-        return self._documents(scores, chunk_scores, [*dense, *lexical], k, chunks_per_doc)
+        found = self._documents(scores, chunk_scores, [*dense, *lexical], k, chunks_per_doc)
+        return [self._pages(query, vector, mode, hit, chunks_per_doc) for hit in found]
 
-    def _dense(self, query: str, n: int) -> list[ChunkHit]:
-        vector = self.embedder.embed([query])[0]
-        return self.index.query(vector, n)
+    def _pages(
+        self, query: str, vector: Any, mode: str, hit: DocumentHit, chunks_per_doc: int
+    ) -> DocumentHit:
+        """The second pass: the document's own best chunks. A long filing's right page is often
+        not among the chunks the whole index returns (its neighbours in other filings crowd
+        it out), so its chunks are searched again alone, both modes fused within the document.
+        A chunk's score blends the document's (relative to the best document's) with its rank
+        inside the document, so chunks compare across documents."""
+        doc_id = hit.document.id
+        dense = (
+            self.index.query(vector, PAGE_CANDIDATES, doc_id=doc_id) if vector is not None else []
+        )
+        lexical = (
+            self.lexical.search(query, PAGE_CANDIDATES, doc_id=doc_id) if mode != "dense" else []
+        )
+        if mode == "hybrid":
+            within = _fuse(_chunk_scores(dense), _chunk_scores(lexical))
+        else:
+            within = _normalise(_chunk_scores(dense or lexical))
+        if not within:
+            return hit
+        chunks = {h.chunk.id: h.chunk for h in [*dense, *lexical]}
+        ranked = sorted(within, key=lambda c: (-within[c], c))[:chunks_per_doc]
+        return DocumentHit(
+            hit.document,
+            hit.score,
+            tuple(
+                ChunkHit(chunks[c], hit.score * (DOC_SHARE + (1 - DOC_SHARE) * within[c]))
+                for c in ranked
+            ),
+        )
 
     def _documents(
         self,

@@ -29,13 +29,15 @@ class Settings:
     chunk_tokens: int = 200
     chunk_overlap: int = 40
     write_batch_size: int = 256
-    extract_timeout: float = 120.0
+    extract_timeout: float = 60.0  # seconds for any file, plus extract_page_timeout per page
+    extract_page_timeout: float = 2.0
     max_file_bytes: int = 200 * 1024 * 1024
     # Retrieval and answering
     search_mode: str = "hybrid"
     search_k: int = 5
     max_documents: int = 5
-    max_request_pages: int = 100
+    max_request_pages: int = 30
+    pdf_window_pages: int = 10
     max_request_tokens: int = 150_000
     pdf_part_max_bytes: int = 30 * 1024 * 1024
     # Anthropic
@@ -67,11 +69,32 @@ class Settings:
             "search_k",
             "max_documents",
             "max_request_pages",
+            "pdf_window_pages",
             "max_k",
             "max_question_chars",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"KB_{name.upper()} must be at least 1")
+        self._check_window_fits()
+
+    def _check_window_fits(self) -> None:
+        """One page window must always fit a question's budget, so that a question whose
+        retrieval found something never sends nothing."""
+        from kb.claude_request import OVERHEAD_TOKENS, PDF_PAGE_TOKENS
+
+        if self.pdf_window_pages > self.max_request_pages:
+            raise ConfigError(
+                f"KB_PDF_WINDOW_PAGES={self.pdf_window_pages} must not exceed "
+                f"KB_MAX_REQUEST_PAGES={self.max_request_pages}"
+            )
+        needed = self.pdf_window_pages * PDF_PAGE_TOKENS + OVERHEAD_TOKENS
+        needed += self.max_question_chars // 2
+        if needed > self.max_request_tokens:
+            raise ConfigError(
+                f"KB_MAX_REQUEST_TOKENS={self.max_request_tokens} is too small for one window of "
+                f"KB_PDF_WINDOW_PAGES={self.pdf_window_pages} pages (about {needed} tokens at "
+                f"{PDF_PAGE_TOKENS} per page and a KB_MAX_QUESTION_CHARS question)"
+            )
 
     @property
     def chroma_dir(self) -> Path:

@@ -54,17 +54,23 @@ class RemoteFile:
 @dataclass(frozen=True, slots=True)
 class Chunk:
     doc_id: str
-    part: int
+    part: int  # the page window (upload part) the chunk was cut from
     n: int
     text: str
     page_start: int
     page_end: int
     char_start: int = 0  # offsets into the extracted text of the part (text files: the file)
     char_end: int = 0
+    context: str = ""  # the document's title, embedded and indexed with the text, not shown
 
     @property
     def id(self) -> str:
         return f"{self.doc_id}:{self.part}:{self.n}"
+
+    @property
+    def indexed_text(self) -> str:
+        """What is embedded and BM25-indexed: the context header, then the text."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +154,8 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class SentDocument:
-    """A document (part) attached to a question, with the file_id that was sent."""
+    """A document part (a page window of a long PDF) attached to a question, with the file_id
+    that was sent and its estimated input tokens."""
 
     doc_id: str
     title: str
@@ -157,6 +164,8 @@ class SentDocument:
     part: int = 0
     page_start: int = 1
     page_end: int = 1
+    pages: int = 0  # PDF pages sent (0 for text and images)
+    estimated_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +178,12 @@ class Answer:
     model: str | None = None
     request_id: str | None = None
     notice: str = ""  # e.g. "No model was called: these are the best passages."
+    estimated_input_tokens: int = 0  # what kb expected the request to cost before sending it
+    estimated_cost_usd: float | None = None
+
+    @property
+    def pages_sent(self) -> int:
+        return sum(d.pages for d in self.documents)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ def register(sub: Any) -> None:
     gc.add_argument("--json", action="store_true", help="print the files as JSON")
     gc.set_defaults(func=run_gc)
     sync = actions.add_parser(
-        "sync", help="upload originals of documents that have no file in the current store"
+        "sync",
+        help="upload originals missing from the current store; move long PDFs to page windows",
     )
     sync.add_argument("--json", action="store_true", help="print the uploaded documents as JSON")
     sync.set_defaults(func=run_sync)
@@ -78,11 +79,15 @@ def collect_garbage(kb: Any, *, dry_run: bool = False) -> list[Any]:
 
 
 def sync_documents(kb: Any) -> list[Any]:
-    """Upload every document whose files are not in the current store; return those docs."""
-    from kb.uploads import upload_document
+    """Upload every document whose files are not in the current store, and move PDFs stored
+    in parts longer than a page window to windows (their old files are deleted); return them."""
+    from kb.uploads import move_to_windows, needs_windows, upload_document
 
     done = []
     for doc in kb.index.documents():
+        if needs_windows(doc, kb.settings):
+            done.append(move_to_windows(kb, doc))
+            continue
         if doc.file_store == kb.files.name and len(doc.files) == len(doc.parts):
             continue
         new_doc = upload_document(kb.files, kb.blobs, doc)

@@ -26,7 +26,9 @@ def _pages(n: int, facts: dict[int, str]) -> list[str]:
 
 @pytest.fixture
 def online_kb(online_settings: Any, embedder: Any) -> Iterator[Any]:
-    kb = open_kb(online_settings.replace(max_request_pages=5), embedder=embedder)
+    kb = open_kb(
+        online_settings.replace(max_request_pages=5, pdf_window_pages=5), embedder=embedder
+    )
     yield kb
     kb.close()
 

@@ -28,7 +28,9 @@ def online_kb(online_settings: Any, embedder: Any, tmp_path: Path) -> Iterator[A
     pages[5] = FACT
     make_pdf(root / "history.pdf", pages, title="Harbour history")
     root.joinpath("notes.txt").write_text("The submarine cable was laid by the Faraday in 1901.\n")
-    kb = open_kb(online_settings.replace(max_request_pages=4), embedder=embedder)
+    kb = open_kb(
+        online_settings.replace(max_request_pages=4, pdf_window_pages=4), embedder=embedder
+    )
     assert ingest_paths(kb, [root]).failed == 0
     yield kb
     kb.close()

@@ -10,7 +10,7 @@ import pytest
 from pypdf import PdfReader
 
 from kb.errors import ExtractionError, InvalidInput
-from kb.pdf import decrypted_copy, open_pdf, page_count, part_bytes, plan_parts
+from kb.pdf import decrypted_copy, open_pdf, page_count, part_bytes, plan_windows
 from kb.types import Part
 from tests.pdfs import encrypt_bytes, pdf_bytes
 
@@ -39,12 +39,12 @@ def assert_contiguous(parts: tuple[Part, ...], pages: int) -> None:
 
 def test_small_document_is_one_part() -> None:
     data = numbered(5)
-    assert plan_parts(data, 5, max_pages=100, max_bytes=len(data)) == (Part(0, 1, 5),)
+    assert plan_windows(data, 5, window_pages=100, max_bytes=len(data)) == (Part(0, 1, 5),)
 
 
 def test_split_by_page_limit() -> None:
     data = numbered(10)
-    parts = plan_parts(data, 10, max_pages=4, max_bytes=10_000_000)
+    parts = plan_windows(data, 10, window_pages=4, max_bytes=10_000_000)
     assert parts == (Part(0, 1, 4), Part(1, 5, 8), Part(2, 9, 10))
 
 
@@ -52,7 +52,7 @@ def test_split_by_byte_limit_halves_ranges() -> None:
     data = numbered(8, filler=40)
     one_page = len(part_bytes(data, Part(0, 1, 1), page_count=8, encrypted=False))
     limit = int(one_page * 2.5)
-    parts = plan_parts(data, 8, max_pages=8, max_bytes=limit)
+    parts = plan_windows(data, 8, window_pages=8, max_bytes=limit)
     assert_contiguous(parts, 8)
     assert 1 < len(parts) < 8
     for part in parts:
@@ -64,13 +64,13 @@ def test_split_by_byte_limit_halves_ranges() -> None:
 
 def test_page_over_the_byte_limit_stays_alone() -> None:
     data = numbered(3)
-    parts = plan_parts(data, 3, max_pages=10, max_bytes=1)
+    parts = plan_windows(data, 3, window_pages=10, max_bytes=1)
     assert parts == (Part(0, 1, 1), Part(1, 2, 2), Part(2, 3, 3))
 
 
 def test_plan_rejects_nonsense() -> None:
     with pytest.raises(InvalidInput):
-        plan_parts(numbered(1), 1, max_pages=0, max_bytes=100)
+        plan_windows(numbered(1), 1, window_pages=0, max_bytes=100)
 
 
 def test_whole_unencrypted_part_is_the_original() -> None:
@@ -141,7 +141,7 @@ def test_real_encrypted_pdfs_decrypt(name: str) -> None:
 def test_real_long_pdf_splits_into_parts() -> None:
     path = REAL_PDFS / "sample-files" / "009-pdflatex-geotopo" / "GeoTopo-komprimiert.pdf"
     data = path.read_bytes()
-    parts = plan_parts(data, 117, max_pages=50, max_bytes=len(data))
+    parts = plan_windows(data, 117, window_pages=50, max_bytes=len(data))
     assert_contiguous(parts, 117)
     assert [p.page_end - p.page_start + 1 for p in parts] == [50, 50, 17]
     last = part_bytes(data, parts[-1], page_count=117, encrypted=False)
