@@ -67,6 +67,6 @@ def retrieve(
     if filters is None or (not filters.source_prefix and not filters.kind):
         return kb.retriever.search(question, k=n)
     wide = max(n, kb.settings.max_k)
-    hits = kb.retriever.search(question, k=wide)
+    hits = kb.retriever.search(question, k=wide, pages=False)
     kept = [h for h in hits if matches(h.document, filters.source_prefix, filters.kind)]
-    return kept[:n]
+    return kb.retriever.best_chunks(question, kept[:n])

@@ -183,7 +183,7 @@ def _run_mode(
     latency: dict[str, float] = {}
     for qid, text in queries.items():
         started = time.perf_counter()
-        hits = kb.retriever.search(text, k=depth, mode=mode, chunks_per_doc=1)
+        hits = kb.retriever.search(text, k=depth, mode=mode, chunks_per_doc=1, pages=False)
         latency[qid] = (time.perf_counter() - started) * 1000
         ranking = [cid for hit in hits for cid in corpus_ids(hit, root, beir)]
         rankings[qid] = list(dict.fromkeys(ranking))

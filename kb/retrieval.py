@@ -20,7 +20,7 @@ swaps immutable snapshots, and the rest is local.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kb.errors import InvalidInput
@@ -62,8 +62,10 @@ class Retriever:
         k: int | None = None,
         mode: str | None = None,
         chunks_per_doc: int = 3,
+        pages: bool = True,
     ) -> list[DocumentHit]:
-        """The `k` best documents for `query`, each with up to `chunks_per_doc` best chunks."""
+        """The `k` best documents for `query`, each with up to `chunks_per_doc` best chunks:
+        its own best (`best_chunks`), unless `pages` is False (a ranking of documents only)."""
         k = self.settings.search_k if k is None else k
         mode = mode or self.settings.search_mode
         _validate(query, k, mode, chunks_per_doc)
@@ -79,9 +81,28 @@ class Retriever:
             scores = _fuse(_best_per_document(dense), _best_per_document(lexical))
             chunk_scores = _fuse(_chunk_scores(dense), _chunk_scores(lexical))
         found = self._documents(scores, chunk_scores, [*dense, *lexical], k, chunks_per_doc)
-        return [self._pages(query, vector, mode, hit, chunks_per_doc) for hit in found]
+        if not pages:
+            return found
+        return self.best_chunks(
+            query, found, mode=mode, chunks_per_doc=chunks_per_doc, vector=vector
+        )
 
-    def _pages(
+    def best_chunks(
+        self,
+        query: str,
+        hits: Sequence[DocumentHit],
+        *,
+        mode: str | None = None,
+        chunks_per_doc: int = 3,
+        vector: Any = None,
+    ) -> list[DocumentHit]:
+        """The hits, each with its document's own best chunks (see `_own_chunks`)."""
+        mode = mode or self.settings.search_mode
+        if vector is None and mode != "bm25":
+            vector = self.embedder.embed([query])[0]
+        return [self._own_chunks(query, vector, mode, hit, chunks_per_doc) for hit in hits]
+
+    def _own_chunks(
         self, query: str, vector: Any, mode: str, hit: DocumentHit, chunks_per_doc: int
     ) -> DocumentHit:
         """The second pass: the document's own best chunks. A long filing's right page is often

@@ -100,6 +100,14 @@ def _footer(answer: Answer) -> None:
             quote = quote[:160] + ("…" if len(quote) > 160 else "")
             print(f'  [{n}] {c.title}, {where(c)} ({c.source}): "{quote}"')
     u = answer.usage
+    if answer.answered_by == "claude" and answer.documents:
+        estimate = f"~{answer.estimated_input_tokens:,} input tokens estimated"
+        if answer.estimated_cost_usd is not None:
+            estimate += f", ~${answer.estimated_cost_usd:.4f}"
+        print(
+            f"\nSent {len(answer.documents)} file(s), {answer.pages_sent} PDF page(s): {estimate}",
+            file=sys.stderr,
+        )
     if answer.answered_by == "claude" and answer.model:
         cost = f", ~${u.cost_usd:.4f}" if u.cost_usd is not None else ""
         print(

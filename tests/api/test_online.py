@@ -47,6 +47,11 @@ def test_ask_through_claude_cites_the_original_page(online: Running, standin: An
     assert "Etna" in citation["cited_text"]
     assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0
     assert body["timings"]["model_ms"] > 0
+    sent_doc = body["documents"][0]
+    assert (sent_doc["page_start"], sent_doc["page_end"], sent_doc["pages"]) == (1, 2, 2)
+    assert body["pages_sent"] == 2 and sent_doc["estimated_tokens"] == 2 * 2000
+    assert body["estimated_input_tokens"] > sent_doc["estimated_tokens"]
+    assert body["estimated_cost_usd"] > 0
     sent = standin.requests("POST", "/v1/messages")
     assert sent, "the answer did not come from the Messages API"
 

@@ -109,3 +109,36 @@ def test_fusion_normalises_each_mode() -> None:
     assert fused["b"] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)
     assert fused["a"] == pytest.approx(0.5)
     assert fused["c"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_second_pass_ranks_a_documents_own_chunks(
+    settings: Any, embedder: Any, tmp_path: Path, mode: str
+) -> None:
+    """Whatever chunks the first pass brought (here: the wrong page), the second searches the
+    document's own chunks: the page that answers comes first, and only that document's."""
+    from kb.service import open_kb
+    from kb.types import ChunkHit, DocumentHit
+    from tests.pdfs import make_pdf
+
+    folder = tmp_path / "docs"
+    pump = "Centrifugal pump maintenance: check the impeller, seals and bearings of the pump."
+    pages = [f"Section {n}. {pump}" for n in range(1, 13)]
+    pages[9] = "Pump seals: the Kjellbergsund impeller seal is replaced every spring."
+    make_pdf(folder / "manual.pdf", pages, title="Pump manual")
+    (folder / "note.txt").write_text("The Kjellbergsund impeller seal is replaced in spring.")
+    kb = open_kb(settings.replace(pdf_window_pages=1), embedder=embedder)  # a chunk a page
+    try:
+        ingest_paths(kb, [folder])
+        (manual,) = [d for d in kb.index.documents() if d.kind == "pdf"]
+        first_page = next(c for c in kb.index.chunks(manual.id) if c.page_start == 1)
+        hit = DocumentHit(manual, 0.8, (ChunkHit(first_page, 0.8),))
+        query = "When is the Kjellbergsund seal replaced?"
+        (second,) = kb.retriever.best_chunks(query, [hit], mode=mode, chunks_per_doc=4)
+    finally:
+        kb.close()
+    assert second.document == manual and second.score == 0.8
+    assert second.chunks[0].chunk.page_start == 10
+    assert len(second.chunks) == 4 and {c.chunk.doc_id for c in second.chunks} == {manual.id}
+    scores = [c.score for c in second.chunks]
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 0.8 for s in scores)
