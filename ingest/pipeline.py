@@ -24,7 +24,8 @@ from pathlib import Path, PurePath
 from ingest.extractor import Extractor
 from ingest.scan import scan
 from kb.blobs import sha256_file
-from kb.chunking import SPECIAL_TOKENS, chunk_pages, chunk_size_for, context_header
+from kb.chunking import SPECIAL_TOKENS, chunk_pages, chunk_size_for
+from kb.context import document_context, join_context, page_headings
 from kb.errors import ExtractionError, InvalidInput, TooLarge, UnsupportedType
 from kb.extraction import kind_of
 from kb.service import KnowledgeBase
@@ -300,25 +301,27 @@ class _Run:
     ) -> tuple[Document, list[Chunk]]:
         """The document record (to commit once uploaded) and its chunks. Chunks stay within a
         page window (a chunk over sparse pages could otherwise span several windows, and a
-        question would have to send them all); each carries the document's title as context."""
+        question would have to send them all). Each chunk's context (`kb.context`) is its
+        document's title and, in a PDF, the heading of the page it starts on."""
         parts = plan_parts(
             extraction.kind, extraction.page_count, self.kb.blobs.read(doc_id), self.settings
         )
-        context = context_header(extraction.title, source)
-        room = self.kb.embedder.max_tokens - SPECIAL_TOKENS - len(self._tokens(context))
-        size = max(min(self.size, room), 1)  # the model reads the header and the whole chunk
+        context = document_context(extraction.title, source)
+        headings = page_headings(extraction.pages) if extraction.kind == "pdf" else {}
+        longest = max((join_context(context, h) for h in headings.values()), key=len, default="")
+        room = self.kb.embedder.max_tokens - SPECIAL_TOKENS - len(self._tokens(longest or context))
+        size = max(min(self.size, room), 1)  # the model reads the context and the whole chunk
         chunks: list[Chunk] = []
         for part in parts:
             pages = [p for p in extraction.pages if part.page_start <= p.number <= part.page_end]
-            chunks += chunk_pages(
-                doc_id,
-                part.index,
-                pages,
-                self._tokens,
-                size,
-                min(self.overlap, size // 2),
-                context=context,
-            )
+            chunks += [
+                dataclasses.replace(
+                    c, context=join_context(context, headings.get(c.page_start, ""))
+                )
+                for c in chunk_pages(
+                    doc_id, part.index, pages, self._tokens, size, min(self.overlap, size // 2)
+                )
+            ]
         if not chunks:  # image-only PDFs and images: findable by title
             chunks = [Chunk(doc_id, 0, 0, extraction.title, 1, 1, 0, 0)]
         doc = Document(

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 from collections.abc import Callable, Sequence
-from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from kb.errors import InvalidInput
@@ -24,11 +22,8 @@ if TYPE_CHECKING:
     from kb.embedding import Embedder
 
 PAGE_SEPARATOR = "\n\n"
-CONTEXT_CHARS = 160  # the longest context header: a title and a file name, not a paragraph
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] take two of the positions the model reads
 BOUNDARY_REACH = 0.2  # how far back from a full window to look for a natural end
-
-_WORDS = re.compile(r"[^\W_]+")
 
 TokenOffsets = Callable[[str], list[tuple[int, int]]]
 
@@ -38,26 +33,6 @@ def chunk_size_for(embedder: Embedder, requested: int) -> int:
     if requested < 1:
         raise InvalidInput(f"chunk size must be at least 1 token, got {requested}")
     return max(1, min(requested, embedder.max_tokens - SPECIAL_TOKENS))
-
-
-def context_header(title: str, source: str) -> str:
-    """The words that say which document a chunk comes from, embedded and indexed with every
-    chunk (a page of a long filing rarely names its company or year): the title and, when it
-    adds something, the file name's words. Empty when neither holds a word (a numeric id)."""
-    from kb.extraction import filename_words
-
-    name = filename_words(PurePath(source.removeprefix("upload:")).name)
-    title = " ".join(title.split())
-    if _words(title) == _words(name):  # the title is the file name: its words read better
-        title = ""
-    found = [t for t in (title, name) if sum(ch.isalpha() for ch in t) >= 2]
-    if len(found) == 2 and _words(name) in _words(title):
-        found = [title]
-    return " — ".join(found)[:CONTEXT_CHARS]
-
-
-def _words(text: str) -> str:
-    return " ".join(_WORDS.findall(text.lower()))
 
 
 def join_pages(pages: Sequence[Page]) -> tuple[str, list[int]]:
@@ -77,10 +52,8 @@ def chunk_pages(
     token_offsets: TokenOffsets,
     size: int,
     overlap: int,
-    *,
-    context: str = "",
 ) -> list[Chunk]:
-    """Split pages into token windows (see the module docstring); `context` goes with each."""
+    """Split the pages of one document part into token windows (see the module docstring)."""
     if size < 1:
         raise InvalidInput(f"chunk size must be at least 1 token, got {size}")
     if not 0 <= overlap < size:
@@ -113,7 +86,6 @@ def chunk_pages(
                 page_end=_page_at(pages, page_starts, char_end - 1),
                 char_start=char_start,
                 char_end=char_end,
-                context=context,
             )
         )
         if end >= len(spans):

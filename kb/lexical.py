@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import threading
 from dataclasses import asdict, dataclass
@@ -26,11 +27,22 @@ if TYPE_CHECKING:
     from kb.settings import Settings
 
 _CHUNKS_FILE = "chunks.jsonl"
+TOKENIZER = "2"  # part of a saved index's name: an index saved with other tokens is not loaded
+_MIXED = re.compile(r"\b(?=[^\W_]*[^\W\d_])(?=[^\W_]*\d)[^\W_]+\b")  # letters and digits
+_BOUNDARY = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def _with_parts(word: re.Match[str]) -> str:
+    return f"{word[0]} {_BOUNDARY.sub(' ', word[0])}"
+
+
 _local = threading.local()
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
-    """Lower-case words, English stop words dropped, Snowball-stemmed; one list per text."""
+    """Lower-case words, English stop words dropped, Snowball-stemmed; one list per text.
+    A word of letters and digits also gives its parts, so "FY2015" matches "2015" (the year in
+    a file name such as ACME_2015_10K) while "p53" still matches "p53"."""
     import bm25s
 
     stemmer = getattr(_local, "stemmer", None)
@@ -39,7 +51,11 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 
         stemmer = _local.stemmer = Stemmer.Stemmer("english")
     tokens: list[list[str]] = bm25s.tokenize(
-        texts, stopwords="en", stemmer=stemmer.stemWords, return_ids=False, show_progress=False
+        [_MIXED.sub(_with_parts, text) for text in texts],
+        stopwords="en",
+        stemmer=stemmer.stemWords,
+        return_ids=False,
+        show_progress=False,
     )
     return tokens
 
@@ -126,7 +142,8 @@ class LexicalIndex:
     def _dir(self, generation: str) -> Path | None:
         if self._root is None:
             return None
-        return self._root / hashlib.sha256(generation.encode()).hexdigest()[:24]
+        key = f"{TOKENIZER}:{generation}"
+        return self._root / hashlib.sha256(key.encode()).hexdigest()[:24]
 
     def _save(self, snap: _Snapshot) -> None:
         target = self._dir(snap.generation)

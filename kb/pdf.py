@@ -93,11 +93,14 @@ def plan_windows(
     return tuple(Part(i, start, end) for i, (start, end) in enumerate(ranges))
 
 
-def part_bytes(data: bytes, part: Part, *, page_count: int, encrypted: bool) -> bytes:
+def part_bytes(
+    data: bytes, part: Part, *, page_count: int, encrypted: bool, reader: PdfReader | None = None
+) -> bytes:
     """The bytes to upload for one part of a PDF.
 
     The whole document unencrypted is the original bytes untouched; the whole document
     encrypted is a decrypted copy; a page range is a new PDF of those pages, unencrypted.
+    `reader` (from `open_pdf(data)`) saves parsing the file again for each of many windows.
     """
     if not 1 <= part.page_start <= part.page_end <= page_count:
         raise InvalidInput(
@@ -109,7 +112,8 @@ def part_bytes(data: bytes, part: Part, *, page_count: int, encrypted: bool) -> 
         return data
     if whole:
         return decrypted_copy(data)
-    reader, _ = open_pdf(data)
+    if reader is None:
+        reader, _ = open_pdf(data)
     return _write_pages(reader, part.page_start, part.page_end)
 
 

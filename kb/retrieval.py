@@ -39,6 +39,7 @@ CANDIDATES_PER_DOCUMENT = 5
 DENSE_WEIGHT = 0.5
 PAGE_CANDIDATES = 50  # chunks of one document read by the second pass, per mode
 DOC_SHARE = 0.5  # how much of a chunk's score is its document's
+PAGE_DENSE_WEIGHT = 0.5  # the fusion weight of dense inside one document
 
 _Scores = dict[str, float]
 
@@ -118,7 +119,7 @@ class Retriever:
             self.lexical.search(query, PAGE_CANDIDATES, doc_id=doc_id) if mode != "dense" else []
         )
         if mode == "hybrid":
-            within = _fuse(_chunk_scores(dense), _chunk_scores(lexical))
+            within = _fuse(_chunk_scores(dense), _chunk_scores(lexical), PAGE_DENSE_WEIGHT)
         else:
             within = _normalise(_chunk_scores(dense or lexical))
         if not within:
@@ -199,10 +200,12 @@ def _normalise(scores: _Scores) -> _Scores:
     return {key: (value - low) / (high - low) for key, value in scores.items()}
 
 
-def _fuse(dense: _Scores, lexical: _Scores) -> _Scores:
-    """`DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * bm25` over min-max normalised scores."""
+def _fuse(dense: _Scores, lexical: _Scores, weight: float | None = None) -> _Scores:
+    """`weight * dense + (1 - weight) * bm25` over min-max normalised scores (`DENSE_WEIGHT`
+    unless given)."""
+    weight = DENSE_WEIGHT if weight is None else weight
     a, b = _normalise(dense), _normalise(lexical)
     return {
-        key: DENSE_WEIGHT * a.get(key, 0.0) + (1 - DENSE_WEIGHT) * b.get(key, 0.0)
+        key: weight * a.get(key, 0.0) + (1 - weight) * b.get(key, 0.0)
         for key in a.keys() | b.keys()
     }

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from kb.blobs import BlobStore
 from kb.errors import NotFound
 from kb.files import FileStore, PartKey
-from kb.pdf import part_bytes, plan_windows
+from kb.pdf import open_pdf, part_bytes, plan_windows
 from kb.types import DocKind, Document, Part, RemoteFile
 
 if TYPE_CHECKING:
@@ -45,11 +45,14 @@ def part_key(doc: Document, part: Part) -> PartKey:
 def upload_document(files: FileStore, blobs: BlobStore, doc: Document) -> Document:
     """Upload every part of `doc`; the caller commits the returned record."""
     data = blobs.read(doc.id)
+    reader = open_pdf(data)[0] if doc.kind == "pdf" and len(doc.parts) > 1 else None
     remote = []
     for part in doc.parts:
         payload = data
         if doc.kind == "pdf":
-            payload = part_bytes(data, part, page_count=doc.page_count, encrypted=doc.encrypted)
+            payload = part_bytes(
+                data, part, page_count=doc.page_count, encrypted=doc.encrypted, reader=reader
+            )
         file_id = files.upload(
             doc.id, part_key(doc, part), part_filename(doc, part.index), doc.mime_type, payload
         )
