@@ -29,6 +29,7 @@ IMAGE_SUFFIXES = {
 _GENERIC_TITLES = frozenset({"untitled", "title", "document", "unknown", "none", "null", "pdf"})
 _HEADING = re.compile(r"^#[ \t]+(.+?)[ \t#]*$")
 _WORD_SEPARATORS = re.compile(r"[\s_\-.]+")
+_LEADERS = re.compile(r"([._=*~·…-])\1{2,}")  # leaders: dots, dashes, rules
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -261,8 +262,10 @@ def page_ranges(numbers: Iterable[int]) -> str:
 
 
 def is_garbled(text: str) -> bool:
-    """Text that is mostly control, private-use or replacement characters, or hardly letters."""
-    visible = [ch for ch in text if not ch.isspace()]
+    """Text that is mostly control, private-use or replacement characters, or hardly letters.
+    A run of one leader mark (the dot leaders of a table of contents or a balance sheet,
+    "Cash ........ 876,560") counts as one character."""
+    visible = [ch for ch in _LEADERS.sub(r"\1", text) if not ch.isspace()]
     if len(visible) < 10:
         return False
     bad = 0

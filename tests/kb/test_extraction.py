@@ -253,6 +253,8 @@ def test_is_garbled() -> None:
     assert is_garbled("\ufffd" * 30 + "abc")
     assert is_garbled("\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x10\x11")
     assert is_garbled("%$#@!&*()_+{}|:<>?~" * 3)
+    statement = "Cash and cash equivalents" + "." * 120 + " $ 876,560 $ 1,117,400\n"
+    assert not is_garbled(statement * 20), "dot leaders of a financial statement are not junk"
 
 
 def test_page_ranges() -> None:
