@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from api.schemas import AskFilters
 from kb.errors import InvalidInput
+from kb.retrieval import QUESTION_CHUNKS
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 from kb.types import Document, DocumentHit
@@ -65,8 +66,8 @@ def retrieve(
     documents survive the filter.
     """
     if filters is None or (not filters.source_prefix and not filters.kind):
-        return kb.retriever.search(question, k=n)
+        return kb.retriever.search(question, k=n, chunks_per_doc=QUESTION_CHUNKS)
     wide = max(n, kb.settings.max_k)
     hits = kb.retriever.search(question, k=wide, pages=False)
     kept = [h for h in hits if matches(h.document, filters.source_prefix, filters.kind)]
-    return kb.retriever.best_chunks(question, kept[:n])
+    return kb.retriever.best_chunks(question, kept[:n], chunks_per_doc=QUESTION_CHUNKS)

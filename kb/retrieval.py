@@ -39,6 +39,7 @@ CANDIDATES_PER_DOCUMENT = 5
 DENSE_WEIGHT = 0.5
 PAGE_CANDIDATES = 50  # chunks of one document read by the second pass, per mode
 DOC_SHARE = 0.5  # how much of a chunk's score is its document's
+QUESTION_CHUNKS = 8  # chunks per document a question reads: each may bring its page window
 PAGE_DENSE_WEIGHT = 0.5  # the fusion weight of dense inside one document
 
 _Scores = dict[str, float]

@@ -29,13 +29,14 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kb.errors import InvalidInput
+    from kb.retrieval import QUESTION_CHUNKS
 
     question = args.question.strip()
     if not question:
         raise InvalidInput("the question is empty")
     kb = kb_cli.open_kb_from_env()
     try:
-        hits = kb.retriever.search(question, k=args.k)
+        hits = kb.retriever.search(question, k=args.k, chunks_per_doc=QUESTION_CHUNKS)
         if args.stream and not args.json:
             answer = _stream(kb.answerer.stream(question, hits))
         else:
