@@ -37,7 +37,7 @@ class Settings:
     search_k: int = 5
     max_documents: int = 5
     max_request_pages: int = 30
-    pdf_window_pages: int = 10
+    pdf_window_pages: int = 5
     max_request_tokens: int = 150_000
     pdf_part_max_bytes: int = 30 * 1024 * 1024
     # Anthropic

@@ -19,6 +19,7 @@ PAGES = 260
 FACT_PAGE = 237
 FACT = "The lighthouse keeper Mirabel Quint painted the tower green in 1887."
 QUESTION = "Who painted the lighthouse tower green?"
+WINDOWS = {"pdf_window_pages": 10, "max_request_pages": 30}
 OLD_PARTS = {"pdf_window_pages": 100, "max_request_pages": 100, "max_request_tokens": 300_000}
 
 
@@ -47,8 +48,9 @@ def corpus(tmp_path: Path) -> Path:
 def test_windows_are_uploaded_once_and_a_question_sends_the_answer_pages(
     online_settings: Any, embedder: Any, standin: Any, corpus: Path
 ) -> None:
-    standin.state.max_pdf_pages = online_settings.max_request_pages  # never reached
-    kb = open_kb(online_settings, embedder=embedder)
+    settings = online_settings.replace(**WINDOWS)
+    standin.state.max_pdf_pages = settings.max_request_pages  # never reached
+    kb = open_kb(settings, embedder=embedder)
     try:
         assert ingest_paths(kb, [corpus]).failed == 0
         (doc,) = kb.index.documents()
@@ -65,7 +67,7 @@ def test_windows_are_uploaded_once_and_a_question_sends_the_answer_pages(
         assert "Mirabel Quint" in answer.text
         sent = [(d.page_start, d.page_end) for d in answer.documents]
         assert (231, 240) in sent
-        assert 0 < answer.pages_sent <= online_settings.max_request_pages
+        assert 0 < answer.pages_sent <= settings.max_request_pages
         assert answer.estimated_input_tokens >= answer.pages_sent * 2000
         assert answer.estimated_cost_usd is not None and answer.estimated_cost_usd > 0
         cited = [c for c in answer.citations if "Mirabel" in c.cited_text]
@@ -91,7 +93,7 @@ def test_older_100_page_parts_move_to_windows_on_the_next_question(
         kb.close()
     assert [(p.page_start, p.page_end) for p in before.parts] == [(1, 100), (101, 200), (201, 260)]
 
-    kb = open_kb(online_settings, embedder=embedder)
+    kb = open_kb(online_settings.replace(**WINDOWS), embedder=embedder)
     try:
         answer = _ask(kb)
         assert "Mirabel Quint" in answer.text
@@ -115,7 +117,7 @@ def test_sync_moves_older_parts_to_windows_offline(
         ingest_paths(kb, [corpus])
     finally:
         kb.close()
-    kb = open_kb(settings, embedder=embedder)
+    kb = open_kb(settings.replace(**WINDOWS), embedder=embedder)
     try:
         (moved,) = sync_documents(kb)
         assert len(moved.parts) == 26 and moved.file_store == "local"
