@@ -83,6 +83,7 @@ def main() -> int:
 
     from api.app import create_app
     from ingest.pipeline import ingest_paths
+    from kb.commands.files import sync_documents
     from kb.service import load_embedder, open_kb
     from kb.settings import Settings
     from tests.servers import serve_in_thread
@@ -106,12 +107,15 @@ def main() -> int:
     started = time.perf_counter()
     try:
         report = ingest_paths(kb, [args.data / "pdfs"])
+        ingest_s = time.perf_counter() - started
+        moved = sync_documents(kb)  # a knowledge base cut into other windows moves to these
     finally:
         kb.close()
-    ingest_s = time.perf_counter() - started
     saved.write_bytes(pickle.dumps(standin.state.files))
     added = [r for r in report.results if r.status in ("added", "updated")]
     print(f"ingest: {report.counts} in {ingest_s:.1f} s", flush=True)
+    if moved:
+        print(f"  {len(moved)} document(s) moved to {settings.pdf_window_pages}-page windows")
     for r in report.results:
         if r.status not in ("added", "updated", "unchanged"):
             print(f"  {r.label}: {r.path}")
@@ -184,8 +188,8 @@ def _summary(rows: list[dict[str, Any]]) -> None:
     print(
         f"  pages per question: median {statistics.median(pages):g}, p90 "
         f"{percentile(pages, 90):g}; estimated input tokens: median "
-        f"{statistics.median(tokens):,.0f}, p90 {percentile(tokens, 90):,.0f} (stand-in counted "
-        f"median {statistics.median(r['input_tokens'] for r in rows):,.0f})"
+        f"{statistics.median(tokens):,.0f}, p90 {percentile(tokens, 90):,.0f} (usage the server "
+        f"reported: median {statistics.median(r['input_tokens'] for r in rows):,.0f})"
     )
 
 
