@@ -110,8 +110,9 @@ class Retriever:
         """The second pass: the document's own best chunks. A long filing's right page is often
         not among the chunks the whole index returns (its neighbours in other filings crowd
         it out), so its chunks are searched again alone, both modes fused within the document.
-        A chunk's score blends the document's (relative to the best document's) with its rank
-        inside the document, so chunks compare across documents."""
+        A chunk's score is its document's score scaled by its place inside the document
+        (`DOC_SHARE` of it for the document's weakest candidate, all of it for the best), so
+        chunks compare across documents."""
         doc_id = hit.document.id
         dense = (
             self.index.query(vector, PAGE_CANDIDATES, doc_id=doc_id) if vector is not None else []
