@@ -37,7 +37,7 @@ def document_context(title: str, source: str) -> str:
     found = [t for t in (title, name) if sum(ch.isalpha() for ch in t) >= 2]
     if len(found) == 2 and _words(name) in _words(title):
         found = [title]
-    return " — ".join(found)[:CONTEXT_CHARS]
+    return join_context(*found)[:CONTEXT_CHARS]
 
 
 def page_headings(pages: Sequence[Page]) -> dict[int, str]:
