@@ -6,7 +6,7 @@ API's shape can stay stable while the domain types change.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
@@ -17,13 +17,11 @@ from kb.types import (
     Document,
     DocumentHit,
     FileResult,
+    SearchMode,
     SentDocument,
     Usage,
 )
-
-Kind = Literal["pdf", "text", "image"]
-SearchMode = Literal["dense", "bm25", "hybrid"]
-
+from kb.types import DocKind as Kind
 
 # Requests
 
@@ -137,7 +135,7 @@ class SearchHitOut(msgspec.Struct):
 
 class SearchResponse(msgspec.Struct):
     query: str
-    mode: str
+    mode: SearchMode
     k: int
     results: list[SearchHitOut]
     retrieve_ms: float

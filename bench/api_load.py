@@ -170,7 +170,7 @@ def main() -> int:
     here = Path(__file__).resolve().parent  # bench/ingest.py would shadow the ingest package
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
 
-    from ingest.pipeline import ingest_paths
+    from ingest import ingest_paths
     from kb.service import open_kb
     from kb.settings import Settings
 

@@ -63,7 +63,7 @@ def main() -> None:
     if not args.corpus and not args.generate:
         parser.error("give CORPUS_DIR or --generate N")
 
-    from ingest.pipeline import ingest_paths
+    from ingest import ingest_paths
     from kb.service import open_kb
     from kb.settings import Settings
 

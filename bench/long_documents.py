@@ -82,8 +82,7 @@ def main() -> int:
     import httpx
 
     from api.app import create_app
-    from ingest.pipeline import ingest_paths
-    from kb.commands.files import sync_documents
+    from ingest import ingest_paths
     from kb.service import load_embedder, open_kb
     from kb.settings import Settings
     from tests.servers import serve_in_thread
@@ -103,14 +102,11 @@ def main() -> int:
     )
     embedder = load_embedder(settings)
 
-    kb = open_kb(settings, embedder=embedder)
     started = time.perf_counter()
-    try:
+    with open_kb(settings, embedder=embedder) as kb:
         report = ingest_paths(kb, [args.data / "pdfs"])
         ingest_s = time.perf_counter() - started
-        moved = sync_documents(kb)  # a knowledge base cut into other windows moves to these
-    finally:
-        kb.close()
+        moved = kb.sync()  # a knowledge base cut into other windows moves to these
     saved.write_bytes(pickle.dumps(standin.state.files))
     added = [r for r in report.results if r.status in ("added", "updated")]
     print(f"ingest: {report.counts} in {ingest_s:.1f} s", flush=True)

@@ -18,7 +18,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the stand-in lives in tests/
@@ -63,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=SIZES, help=f"comma list (default {SIZES})")
     args = parser.parse_args(argv)
 
-    from kb.anthropic_files import AnthropicFileStore, make_client
-    from kb.claude import ClaudeAnswerer, Pick, Plan
+    from kb.anthropic.answerer import ClaudeAnswerer
+    from kb.anthropic.client import make_client
+    from kb.anthropic.files import AnthropicFileStore
+    from kb.anthropic.request import Pick, Plan
     from kb.settings import Settings
     from kb.types import Chunk, ChunkHit, Document, DocumentHit, Part, RemoteFile
     from tests.standin.fixtures import serve
@@ -81,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             client = make_client(settings)
             store = AnthropicFileStore(client, settings)
-            answerer = ClaudeAnswerer(client, settings, SimpleNamespace(files=store))  # type: ignore[arg-type]
+            same = lambda doc: doc  # noqa: E731 - the document is uploaded and windowed already
+            answerer = ClaudeAnswerer(
+                client,
+                settings,
+                in_windows=same,
+                ensure_uploaded=same,
+                reupload=same,
+                file_exists=store.exists,
+            )
             for label in args.sizes.split(","):
                 data = make_pdf(parse_size(label))
                 doc_id = f"{len(data):064d}"

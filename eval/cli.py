@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from kb.errors import InvalidInput
+from kb.types import SEARCH_MODES
 
-MODE_CHOICES = ("dense", "bm25", "hybrid", "all")
+MODE_CHOICES = (*SEARCH_MODES, "all")
 
 
 def register(subparsers: Any) -> None:
@@ -55,9 +56,7 @@ def parse_ks(raw: str) -> tuple[int, ...]:
 def handle(args: argparse.Namespace) -> int:
     from eval.datasets import load_dataset
     from eval.harness import run_eval
-    from ingest.cli import ProgressBar
-    from kb.cli import print_json
-    from kb.retrieval import MODES
+    from kb.cli import ProgressBar, print_json
     from kb.service import load_embedder
     from kb.settings import Settings
 
@@ -69,7 +68,7 @@ def handle(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, args.split)
     settings = Settings.from_env()
     embedder = load_embedder(settings)
-    modes = MODES if args.mode == "all" else (args.mode,)
+    modes = SEARCH_MODES if args.mode == "all" else (args.mode,)
     bar = ProgressBar(quiet_when_piped=False)
     try:
         report = run_eval(
@@ -94,7 +93,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: Any, ks: tuple[int, ...]) -> None:
-    from kb.cli import print_table
+    from kb.cli import print_table, summarize
 
     first = ks[0]
     headers = ["mode", f"nDCG@{first}", *(f"Recall@{k}" for k in ks), f"MRR@{first}"]
@@ -114,15 +113,10 @@ def _print_report(report: Any, ks: tuple[int, ...]) -> None:
         )
     print(
         f"{report.dataset} ({report.split}): {report.queries} queries, "
-        f"{report.documents} documents; ingest: {_counts(report.ingest)} in "
+        f"{report.documents} documents; ingest: {summarize(report.ingest)} in "
         f"{report.ingest_seconds}s"
     )
     print_table(headers, rows)
-
-
-def _counts(counts: dict[str, int]) -> str:
-    """`{'added': 3, 'failed': 1}` as `3 added, 1 failed`."""
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to do"
 
 
 def _as_json(report: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The evaluation harness: ingest a dataset's corpus for real, then run its queries.
 
-The corpus goes through `ingest.pipeline.ingest_paths` into a throwaway knowledge base under
+The corpus goes through `ingest.ingest_paths` into a throwaway knowledge base under
 `data_dir/eval/<name>-<hash>` (the hash covers the dataset's path, its corpus content and the
 chunk settings), so a second run finds every file unchanged and ingests nothing. A BEIR record
 becomes the text file `docs/<corpus id>.txt` holding `title + "\n\n" + text`; hits map back to
@@ -26,10 +26,9 @@ from eval import metrics
 from eval.datasets import Dataset, iter_corpus
 from kb.embedding import Embedder
 from kb.errors import InvalidInput
-from kb.retrieval import MODES
 from kb.service import KnowledgeBase, open_kb
 from kb.settings import Settings
-from kb.types import DocumentHit, FileResult
+from kb.types import SEARCH_MODES, DocumentHit, FileResult, SearchMode
 
 DOCS_DIR = "docs"
 
@@ -128,7 +127,7 @@ def run_eval(
     settings: Settings,
     embedder: Embedder,
     *,
-    modes: Sequence[str] = MODES,
+    modes: Sequence[SearchMode] = SEARCH_MODES,
     ks: Sequence[int] = (10, 100),
     limit_queries: int | None = None,
     chunk_tokens: int | None = None,
@@ -136,17 +135,17 @@ def run_eval(
     progress: Callable[[FileResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> EvalReport:
-    from ingest.pipeline import ingest_paths
+    from ingest import ingest_paths
 
-    bad = [m for m in modes if m not in MODES]
+    bad = [m for m in modes if m not in SEARCH_MODES]
     if bad or not modes:
-        raise InvalidInput(f"unknown mode {bad[0] if bad else ''!r}; use {', '.join(MODES)}")
+        known = ", ".join(SEARCH_MODES)
+        raise InvalidInput(f"unknown mode {bad[0] if bad else ''!r}; use {known}")
     if not ks or min(ks) < 1:
         raise InvalidInput("every k must be a positive integer")
     size = chunk_tokens or embedder.max_tokens
     local = eval_settings(settings, dataset, size, truncate)
-    kb = open_kb(local, embedder=embedder)
-    try:
+    with open_kb(local, embedder=embedder) as kb:
         cut = partial(truncate_to_model, embedder) if truncate else None
         root = materialise(dataset, local.data_dir / DOCS_DIR, cut).resolve()
         ingested = ingest_paths(kb, [root], prune=True, progress=progress, on_start=on_start)
@@ -164,13 +163,11 @@ def run_eval(
         for mode in modes:
             report.modes.append(_run_mode(kb, mode, queries, qrels, ks, root, dataset.is_beir))
         return report
-    finally:
-        kb.close()
 
 
 def _run_mode(
     kb: KnowledgeBase,
-    mode: str,
+    mode: SearchMode,
     queries: dict[str, str],
     qrels: metrics.Qrels,
     ks: Sequence[int],
@@ -178,12 +175,12 @@ def _run_mode(
     beir: bool,
 ) -> ModeResult:
     depth = max(ks)
-    kb.retriever.search("warm up", k=1, mode=mode)  # builds the BM25 index outside the timings
+    kb.search("warm up", k=1, mode=mode)  # builds the BM25 index outside the timings
     rankings: dict[str, list[str]] = {}
     latency: dict[str, float] = {}
     for qid, text in queries.items():
         started = time.perf_counter()
-        hits = kb.retriever.search(text, k=depth, mode=mode, chunks_per_doc=1, pages=False)
+        hits = kb.search(text, k=depth, mode=mode, chunks_per_doc=1, pages=False)
         latency[qid] = (time.perf_counter() - started) * 1000
         ranking = [cid for hit in hits for cid in corpus_ids(hit, root, beir)]
         rankings[qid] = list(dict.fromkeys(ranking))

@@ -1,0 +1,6 @@
+"""The ingest stage: files in, documents committed (`ingest_paths` for files and folders,
+`ingest_uploads` for the API's uploads). Other stages use these names, never the modules."""
+
+from ingest.pipeline import IngestReport, Progress, ingest_paths, ingest_uploads
+
+__all__ = ["IngestReport", "Progress", "ingest_paths", "ingest_uploads"]

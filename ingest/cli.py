@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from kb import cli as kb_cli
-from kb.cli import print_json, print_table
-from kb.types import FileResult
+from kb.cli import ProgressBar, print_json, print_table, summarize
 
 
 def register(sub: Any) -> None:
@@ -28,21 +26,20 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingest.pipeline import ingest_paths
+    from ingest import ingest_paths
     from kb.errors import InvalidInput
 
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:  # before the model loads
         raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
-    kb = kb_cli.open_kb_from_env()
     bar = ProgressBar()
-    try:
-        report = ingest_paths(
-            kb, args.paths, prune=args.prune, progress=bar.update, on_start=bar.start
-        )
-    finally:
-        bar.close()
-        kb.close()
+    with kb_cli.open_kb_from_env() as kb:
+        try:
+            report = ingest_paths(
+                kb, args.paths, prune=args.prune, progress=bar.update, on_start=bar.start
+            )
+        finally:
+            bar.close()
     if args.json:
         print_json(
             {
@@ -66,29 +63,4 @@ def summary_line(files: int, seconds: float, counts: dict[str, int]) -> str:
     if not files:
         return "no files found under the given paths"
     noun = "file" if files == 1 else "files"
-    done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return f"{files} {noun} in {seconds:.1f}s: {done}"
-
-
-class ProgressBar:
-    """A tqdm bar on stderr over the files of an ingest; `quiet_when_piped` hides it when
-    stderr is no terminal."""
-
-    def __init__(self, *, quiet_when_piped: bool = True) -> None:
-        self._bar: Any = None
-        self._disable = None if quiet_when_piped else False
-
-    def start(self, total: int) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(
-            total=total, desc="ingest", unit="file", file=sys.stderr, disable=self._disable
-        )
-
-    def update(self, result: FileResult) -> None:
-        if self._bar is not None and result.status != "removed":  # pruned: not a scanned file
-            self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+    return f"{files} {noun} in {seconds:.1f}s: {summarize(counts)}"

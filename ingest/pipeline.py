@@ -30,7 +30,7 @@ from kb.errors import ExtractionError, InvalidInput, TooLarge, UnsupportedType
 from kb.extraction import kind_of
 from kb.service import KnowledgeBase
 from kb.types import Chunk, Document, Extraction, FileResult, FileStatus
-from kb.uploads import plan_parts, upload_document
+from kb.uploads import plan_parts
 
 Progress = Callable[[FileResult], None]
 SKIP_REASONS = ("unsupported type", "empty file")
@@ -275,7 +275,7 @@ class _Run:
             self._replace(previous, source, doc, f"same content as {doc.sources[0]}")
             return
         doc, chunks = self._build(doc_id, source, path, outcome.extraction)
-        upload = self.uploads.submit(upload_document, self.kb.files, self.kb.blobs, doc)
+        upload = self.uploads.submit(self.kb.uploads.upload, doc)
         pending = _Pending(doc, chunks, upload, [(source, previous)])
         self.batch.append(pending)
         self.seen[doc_id] = pending

@@ -1,4 +1,5 @@
-"""Answering: the `Answerer` protocol and the offline extractive one (Claude's: `kb/claude.py`).
+"""Answering: the `Answerer` protocol and the offline extractive one (Claude's is in
+`kb/anthropic/answerer.py`).
 
 Offline nothing is generated: the answer is the few sentences of the retrieved chunks that best
 match the question, each with its page (or character range), so it reads like an answer
@@ -107,7 +108,7 @@ class ExtractiveAnswerer:
             best = [_Sentence(doc, chunk, 0, end, 0, end < len(chunk.text.rstrip()))]
         citations = [_citation(s) for s in best]
         lines = [
-            f"[{n}] {_display(s.text)}{'…' if s.cut else ''} — {c.title}, {_where(c)}"
+            f"[{n}] {_display(s.text)}{'…' if s.cut else ''} — {c.title}, {c.where}"
             for n, (s, c) in enumerate(zip(best, citations, strict=True), 1)
         ]
         sent = tuple(SentDocument(h.document.id, h.document.title, h.score, None) for h in ranked)
@@ -238,11 +239,3 @@ def _citation(s: _Sentence) -> Citation:
     if low > high:  # a chunk that does not hold its page breaks: its whole span
         low, high = 0, breaks
     return Citation(*cite, page_start=chunk.page_start + low, page_end=chunk.page_start + high)
-
-
-def _where(citation: Citation) -> str:
-    if citation.page_start is None:
-        return f"chars {citation.char_start}-{citation.char_end}"
-    if citation.page_start == citation.page_end:
-        return f"p. {citation.page_start}"
-    return f"pp. {citation.page_start}-{citation.page_end}"

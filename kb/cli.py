@@ -16,9 +16,13 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb.errors import KBError
+from kb.types import FileResult
+
+if TYPE_CHECKING:
+    from kb.service import KnowledgeBase
 
 CORE_COMMANDS = ("kb.commands.search", "kb.commands.docs", "kb.commands.ask", "kb.commands.files")
 
@@ -59,8 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def open_kb_from_env() -> Any:
-    """Settings from the environment, then the knowledge base (loads the model)."""
+def open_kb_from_env() -> KnowledgeBase:
+    """Settings from the environment, then the knowledge base (loads the model). Use it as a
+    context manager: `with kb_cli.open_kb_from_env() as kb: ...`."""
     from kb.service import open_kb
     from kb.settings import Settings
 
@@ -89,6 +94,35 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     print(line.rstrip())
     for r in cells:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def summarize(counts: dict[str, int]) -> str:
+    """File statuses as `4 added, 1 failed` (alphabetical), or `nothing to do`."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to do"
+
+
+class ProgressBar:
+    """A tqdm bar on stderr over the files of an ingest; `quiet_when_piped` hides it when
+    stderr is no terminal."""
+
+    def __init__(self, *, quiet_when_piped: bool = True) -> None:
+        self._bar: Any = None
+        self._disable = None if quiet_when_piped else False
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=total, desc="ingest", unit="file", file=sys.stderr, disable=self._disable
+        )
+
+    def update(self, result: FileResult) -> None:
+        if self._bar is not None and result.status != "removed":  # pruned: not a scanned file
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 `FileStore` is the narrow protocol; `LocalFileStore` is the offline default (content-addressed
 copies under the data dir). The Anthropic Files API implementation lives in
-`kb/anthropic_files.py` and slots in unchanged.
+`kb/anthropic/files.py` and slots in unchanged.
 """
 
 from __future__ import annotations

@@ -25,20 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 from kb.errors import InvalidInput
 from kb.lexical import LexicalIndex
-from kb.types import ChunkHit, DocumentHit
+from kb.types import SEARCH_MODES, ChunkHit, DocumentHit, SearchMode
 
 if TYPE_CHECKING:
     from kb.embedding import Embedder
     from kb.index import Index
     from kb.settings import Settings
 
-MODES = ("dense", "bm25", "hybrid")
 MAX_K = 1000
 MIN_CANDIDATES = 200
 CANDIDATES_PER_DOCUMENT = 5
 DENSE_WEIGHT = 0.5
 PAGE_CANDIDATES = 50  # chunks of one document read by the second pass, per mode
 DOC_SHARE = 0.5  # how much of a chunk's score is its document's
+CHUNKS_PER_DOC = 3  # chunks per document a search shows
 QUESTION_CHUNKS = 8  # chunks per document a question reads: each may bring its page window
 PAGE_DENSE_WEIGHT = 0.5  # the fusion weight of dense inside one document
 
@@ -62,8 +62,8 @@ class Retriever:
         query: str,
         *,
         k: int | None = None,
-        mode: str | None = None,
-        chunks_per_doc: int = 3,
+        mode: SearchMode | None = None,
+        chunks_per_doc: int = CHUNKS_PER_DOC,
         pages: bool = True,
     ) -> list[DocumentHit]:
         """The `k` best documents for `query`, each with up to `chunks_per_doc` best chunks:
@@ -94,8 +94,8 @@ class Retriever:
         query: str,
         hits: Sequence[DocumentHit],
         *,
-        mode: str | None = None,
-        chunks_per_doc: int = 3,
+        mode: SearchMode | None = None,
+        chunks_per_doc: int = CHUNKS_PER_DOC,
         vector: Any = None,
     ) -> list[DocumentHit]:
         """The hits, each with its document's own best chunks (see `_own_chunks`)."""
@@ -168,8 +168,8 @@ class Retriever:
 def _validate(query: str, k: int, mode: str, chunks_per_doc: int) -> None:
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput("the query is empty")
-    if mode not in MODES:
-        raise InvalidInput(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+    if mode not in SEARCH_MODES:
+        raise InvalidInput(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidInput(f"k must be an integer from 1 to {MAX_K}, not {k!r}")
     if (

@@ -1,25 +1,41 @@
-"""The knowledge base as one object: settings plus the clients opened once per process.
+"""The service layer: every operation on a knowledge base, written once.
 
-`open_kb(settings)` picks the backends from configuration: with an Anthropic API key, the
-Files API store and the Claude answerer; without one, the local store and the extractive
-answerer. Every entry point (CLI, API, eval) goes through here.
+`open_kb(settings)` opens the clients once per process and picks the backends from
+configuration: with an Anthropic API key, the Files API store and the Claude answerer; without
+one, the local store and the extractive answerer. The CLI, the API and the eval harness parse
+and print; what they do, they do through a `KnowledgeBase`:
+
+    with open_kb(settings) as kb:
+        hits = kb.search("What was the 2015 capital expenditure?")
+        answer = kb.ask("What was the 2015 capital expenditure?", hits)
+
+The answerer is given only the callables it needs (`Uploads.in_windows`, `ensure_uploaded`,
+`reupload`), never the knowledge base itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING
 
+from kb.errors import InvalidInput, NotFound
+from kb.files import StoredFile
+from kb.retrieval import CHUNKS_PER_DOC
 from kb.settings import Settings
-from kb.types import Document
+from kb.types import Answer, AnswerEvent, Document, DocumentHit, SearchFilters, SearchMode
 
 if TYPE_CHECKING:
+    import anthropic
+
     from kb.answering import Answerer
     from kb.blobs import BlobStore
     from kb.embedding import Embedder
     from kb.files import FileStore
     from kb.index import Index
     from kb.retrieval import Retriever
+    from kb.uploads import Uploads
 
 
 @dataclass
@@ -29,17 +45,102 @@ class KnowledgeBase:
     index: Index
     blobs: BlobStore
     files: FileStore
+    uploads: Uploads
     retriever: Retriever
     answerer: Answerer
-    anthropic: Any = None  # the anthropic.Anthropic client when online
+    anthropic: anthropic.Anthropic | None = None  # the SDK client when online
 
-    def remove(self, doc_id: str) -> Document:
-        return remove_document(self, doc_id)
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def close(self) -> None:
         self.index.close()
         if self.anthropic is not None:
             self.anthropic.close()
+
+    # Questions -------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        mode: SearchMode | None = None,
+        filters: SearchFilters | None = None,
+        chunks_per_doc: int = CHUNKS_PER_DOC,
+        pages: bool = True,
+    ) -> list[DocumentHit]:
+        """The `k` best documents, each with its best chunks. `pages=False` skips the second
+        pass that ranks the chunks within each document (a ranking of documents only).
+
+        With filters, more candidates (up to `max_k`) are ranked so that enough documents
+        survive the filter; their chunks are then ranked within each kept document."""
+        k = k or self.settings.search_k
+        if not filters:
+            return self.retriever.search(
+                query, k=k, mode=mode, chunks_per_doc=chunks_per_doc, pages=pages
+            )
+        wide = max(k, self.settings.max_k)
+        hits = self.retriever.search(query, k=wide, mode=mode, pages=False)
+        kept = [h for h in hits if filters.matches(h.document)][:k]
+        return self.retriever.best_chunks(query, kept, mode=mode, chunks_per_doc=chunks_per_doc)
+
+    def ask(self, question: str, hits: Sequence[DocumentHit]) -> Answer:
+        return self.answerer.answer(question, hits)
+
+    def stream(self, question: str, hits: Sequence[DocumentHit]) -> Iterator[AnswerEvent]:
+        """TextDelta and CitationDelta events as they arrive, then one AnswerDone."""
+        return self.answerer.stream(question, hits)
+
+    # Documents and their stored files --------------------------------------------------------
+
+    def document(self, doc_id: str) -> Document:
+        doc = self.index.get(doc_id)
+        if doc is None:
+            raise NotFound(f"no document {doc_id}")
+        return doc
+
+    def remove(self, doc_id: str) -> Document:
+        """Delete a document everywhere: record, chunks, stored files, local copy."""
+        doc = self.document(doc_id)
+        self.index.remove(doc_id)
+        if doc.file_store == self.files.name:
+            for remote in doc.files:
+                self.files.delete(remote.file_id)
+        self.blobs.delete(doc_id)
+        return doc
+
+    def sync(self) -> list[Document]:
+        """Upload originals missing from the current store, move long PDFs to page windows."""
+        return self.uploads.sync()
+
+    def collect_garbage(self, *, dry_run: bool = False) -> list[StoredFile]:
+        """Delete (or with `dry_run` only list) stored files no document references."""
+        return self.uploads.collect_garbage(dry_run=dry_run)
+
+    def referenced_files(self) -> set[str]:
+        return self.uploads.referenced()
+
+
+def check_question(text: str, settings: Settings, field: str = "question") -> str:
+    """The question, stripped; refused when blank or over `max_question_chars`."""
+    question = text.strip()
+    if not question:
+        raise InvalidInput(f"{field}: must not be empty")
+    if len(question) > settings.max_question_chars:
+        raise InvalidInput(
+            f"{field}: {len(question)} characters is over the limit of "
+            f"{settings.max_question_chars}"
+        )
+    return question
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -49,48 +150,42 @@ def load_embedder(settings: Settings) -> Embedder:
 
 
 def open_kb(
-    settings: Settings, *, embedder: Embedder | None = None, anthropic_client: Any = None
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    anthropic_client: anthropic.Anthropic | None = None,
 ) -> KnowledgeBase:
     from kb.answering import ExtractiveAnswerer
     from kb.blobs import BlobStore
     from kb.files import LocalFileStore
     from kb.index import Index
     from kb.retrieval import Retriever
+    from kb.uploads import Uploads
 
     embedder = embedder or load_embedder(settings)
     index = Index.open(settings, embedder)
     blobs = BlobStore(settings.blob_dir)
     retriever = Retriever(index, embedder, settings)
     if not settings.online:
-        return KnowledgeBase(
-            settings,
-            embedder,
-            index,
-            blobs,
-            LocalFileStore(settings.data_dir / "files", settings.kb_name),
-            retriever,
-            ExtractiveAnswerer(settings, embedder),
-        )
-    from kb.anthropic_files import AnthropicFileStore, make_client
-    from kb.claude import ClaudeAnswerer
+        files: FileStore = LocalFileStore(settings.data_dir / "files", settings.kb_name)
+        uploads = Uploads(settings, index, blobs, files)
+        answerer: Answerer = ExtractiveAnswerer(settings, embedder)
+        return KnowledgeBase(settings, embedder, index, blobs, files, uploads, retriever, answerer)
+    from kb.anthropic.answerer import ClaudeAnswerer
+    from kb.anthropic.client import make_client
+    from kb.anthropic.files import AnthropicFileStore
 
     client = anthropic_client or make_client(settings)
     files = AnthropicFileStore(client, settings)
-    kb = KnowledgeBase(settings, embedder, index, blobs, files, retriever, None, client)  # type: ignore[arg-type]
-    kb.answerer = ClaudeAnswerer(client, settings, kb)
-    return kb
-
-
-def remove_document(kb: KnowledgeBase, doc_id: str) -> Document:
-    """Delete a document everywhere: record, chunks, remote files, local copy."""
-    from kb.errors import NotFound
-
-    doc = kb.index.get(doc_id)
-    if doc is None:
-        raise NotFound(f"no document {doc_id}")
-    kb.index.remove(doc_id)
-    if doc.file_store == kb.files.name:
-        for remote in doc.files:
-            kb.files.delete(remote.file_id)
-    kb.blobs.delete(doc_id)
-    return doc
+    uploads = Uploads(settings, index, blobs, files)
+    answerer = ClaudeAnswerer(
+        client,
+        settings,
+        in_windows=uploads.in_windows,
+        ensure_uploaded=uploads.ensure_uploaded,
+        reupload=uploads.reupload,
+        file_exists=files.exists,
+    )
+    return KnowledgeBase(
+        settings, embedder, index, blobs, files, uploads, retriever, answerer, client
+    )

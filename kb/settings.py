@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.errors import ConfigError
+from kb.types import SEARCH_MODES, SearchMode
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-5-5"
@@ -33,7 +34,7 @@ class Settings:
     extract_page_timeout: float = 2.0
     max_file_bytes: int = 200 * 1024 * 1024
     # Retrieval and answering
-    search_mode: str = "hybrid"
+    search_mode: SearchMode = "hybrid"
     search_k: int = 5
     max_documents: int = 5
     max_request_pages: int = 30
@@ -56,7 +57,7 @@ class Settings:
     max_upload_bytes: int = 100 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if self.search_mode not in ("dense", "bm25", "hybrid"):
+        if self.search_mode not in SEARCH_MODES:
             raise ConfigError(f"KB_SEARCH_MODE={self.search_mode!r}: use dense, bm25 or hybrid")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ConfigError(
@@ -80,7 +81,7 @@ class Settings:
     def _check_window_fits(self) -> None:
         """One page window must always fit a question's budget, so that a question whose
         retrieval found something never sends nothing."""
-        from kb.claude_request import OVERHEAD_TOKENS, PDF_PAGE_TOKENS
+        from kb.anthropic.request import OVERHEAD_TOKENS, PDF_PAGE_TOKENS
 
         if self.pdf_window_pages > self.max_request_pages:
             raise ConfigError(

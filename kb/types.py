@@ -7,10 +7,12 @@ original file's numbering, even for a PDF that was split into parts for upload.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 DocKind = Literal["pdf", "text", "image"]
 AnsweredBy = Literal["claude", "extractive"]
+SearchMode = Literal["dense", "bm25", "hybrid"]  # embeddings, words, or both fused
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,22 @@ class FileResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """What a search may return: documents with a source under `source_prefix`, of `kind`."""
+
+    source_prefix: str | None = None
+    kind: DocKind | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.source_prefix or self.kind)
+
+    def matches(self, doc: Document) -> bool:
+        if self.kind and doc.kind != self.kind:
+            return False
+        return not self.source_prefix or any(s.startswith(self.source_prefix) for s in doc.sources)
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkHit:
     chunk: Chunk
     score: float
@@ -141,6 +159,17 @@ class Citation:
     char_start: int | None = None  # character range, end exclusive (text documents)
     char_end: int | None = None
     file_id: str | None = None
+
+    @property
+    def where(self) -> str:
+        """Where the citation points, as a reader says it: "p. 4", "pp. 4-5", "chars 10-20"."""
+        if self.page_start is not None:
+            if self.page_start == self.page_end:
+                return f"p. {self.page_start}"
+            return f"pp. {self.page_start}-{self.page_end}"
+        if self.char_start is not None:
+            return f"chars {self.char_start}-{self.char_end}"
+        return ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,25 +2,27 @@
 
 A long PDF is stored as page windows (`kb.pdf.plan_windows`), each its own file named by its
 page range. A knowledge base ingested with longer parts (the 100-page parts of earlier versions,
-or a larger `KB_PDF_WINDOW_PAGES`) moves to the current windows with `move_to_windows`: the
-chunks keep their original page numbers, so nothing is embedded again.
+or a larger `KB_PDF_WINDOW_PAGES`) moves to the current windows with `Uploads.in_windows`: the
+chunks keep their original page numbers, so nothing is embedded again. `Uploads` is the one
+place where files are uploaded again, synced and collected.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from kb.blobs import BlobStore
 from kb.errors import NotFound
-from kb.files import FileStore, PartKey
+from kb.files import FileStore, PartKey, StoredFile
 from kb.pdf import open_pdf, part_bytes, plan_windows
 from kb.types import DocKind, Document, Part, RemoteFile
 
 if TYPE_CHECKING:
-    from kb.service import KnowledgeBase
+    from kb.index import Index
     from kb.settings import Settings
 
 _UNSAFE = re.compile(r'[<>:"|?*\\/\x00-\x1f]+')
@@ -74,29 +76,75 @@ def needs_windows(doc: Document, settings: Settings) -> bool:
     )
 
 
-def move_to_windows(kb: KnowledgeBase, doc: Document) -> Document:
-    """Re-cut a stored PDF into the current page windows: upload the windows, commit the
-    record (read afresh, so sources added meanwhile stay), then delete the old parts' files.
-    No chunk is touched: chunks carry original page numbers, which map onto any windows."""
-    data = kb.blobs.read(doc.id)
-    windowed = dataclasses.replace(
-        doc, parts=plan_parts(doc.kind, doc.page_count, data, kb.settings), files=()
-    )
-    uploaded = upload_document(kb.files, kb.blobs, windowed)
-    current = kb.index.get(doc.id)
-    if current is None:  # removed meanwhile: its new files are nobody's
-        _delete(kb, [f.file_id for f in uploaded.files])
-        raise NotFound(f"document {doc.id} was removed while its windows were uploaded")
-    new = dataclasses.replace(
-        current, parts=uploaded.parts, files=uploaded.files, file_store=uploaded.file_store
-    )
-    kb.index.commit(new)
-    kept = {f.file_id for f in new.files}
-    if current.file_store == kb.files.name:
-        _delete(kb, [f.file_id for f in current.files if f.file_id not in kept])
-    return new
+class Uploads:
+    """The documents' stored files kept in step with their records: what is missing is
+    uploaded, a long PDF moves to the current windows, and a record is committed only once its
+    files exist (read afresh first, so sources another writer added meanwhile are kept)."""
 
+    def __init__(self, settings: Settings, index: Index, blobs: BlobStore, files: FileStore):
+        self.settings = settings
+        self.index = index
+        self.blobs = blobs
+        self.files = files
 
-def _delete(kb: KnowledgeBase, file_ids: list[str]) -> None:
-    for file_id in file_ids:
-        kb.files.delete(file_id)
+    def upload(self, doc: Document) -> Document:
+        """Upload every part of `doc`; the caller commits the returned record."""
+        return upload_document(self.files, self.blobs, doc)
+
+    def in_windows(self, doc: Document) -> Document:
+        """`doc` in the current page windows: a PDF stored in longer parts (an earlier
+        version's 100-page parts) is cut again and its old files deleted. No chunk is touched:
+        chunks carry original page numbers, which map onto any windows."""
+        if not needs_windows(doc, self.settings):
+            return doc
+        parts = plan_parts(doc.kind, doc.page_count, self.blobs.read(doc.id), self.settings)
+        return self.reupload(dataclasses.replace(doc, parts=parts))
+
+    def ensure_uploaded(self, doc: Document) -> Document:
+        """`doc` with a file in the current store for every part (uploaded now if not)."""
+        if doc.file_store == self.files.name and len(doc.files) == len(doc.parts):
+            return doc
+        return self.reupload(doc)
+
+    def reupload(self, doc: Document) -> Document:
+        """Upload `doc`'s parts, commit the record, then delete the files it no longer uses.
+        Raises NotFound when the document was removed meanwhile (its new files are deleted)."""
+        uploaded = self.upload(dataclasses.replace(doc, files=()))
+        current = self.index.get(doc.id)
+        if current is None:
+            self._delete(f.file_id for f in uploaded.files)
+            raise NotFound(f"document {doc.id} was removed while its files were uploaded")
+        new = dataclasses.replace(
+            current, parts=uploaded.parts, files=uploaded.files, file_store=uploaded.file_store
+        )
+        self.index.commit(new)
+        if current.file_store == self.files.name:
+            kept = {f.file_id for f in new.files}
+            self._delete(f.file_id for f in current.files if f.file_id not in kept)
+        return new
+
+    def sync(self) -> list[Document]:
+        """Upload every document whose files are not in the current store, and move PDFs
+        stored in parts longer than a window to windows; return the documents changed."""
+        done = []
+        for doc in self.index.documents():
+            new = self.ensure_uploaded(self.in_windows(doc))
+            if new is not doc:
+                done.append(new)
+        return done
+
+    def referenced(self) -> set[str]:
+        """The file_ids that committed documents use."""
+        return {f.file_id for doc in self.index.documents() for f in doc.files}
+
+    def collect_garbage(self, *, dry_run: bool = False) -> list[StoredFile]:
+        """Files in the store that no committed document references; deleted unless dry."""
+        used = self.referenced()
+        orphans = [s for s in self.files.list() if s.file_id not in used]
+        if not dry_run:
+            self._delete(s.file_id for s in orphans)
+        return orphans
+
+    def _delete(self, file_ids: Iterable[str]) -> None:
+        for file_id in file_ids:
+            self.files.delete(file_id)

@@ -13,7 +13,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.deps import KB
 from api.errors import current_request_id
-from api.limits import check_max_documents, check_question, retrieve
+from api.limits import check_max_documents
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -23,7 +23,9 @@ from api.schemas import (
     from_citation,
 )
 from kb.errors import KBError
-from kb.types import AnswerDone, CitationDelta, DocumentHit, TextDelta
+from kb.retrieval import QUESTION_CHUNKS
+from kb.service import check_question
+from kb.types import AnswerDone, CitationDelta, DocumentHit, SearchFilters, TextDelta
 
 log = logging.getLogger("kb.api")
 
@@ -36,7 +38,8 @@ def _prepare(data: AskRequest, kb: KB) -> tuple[str, Sequence[DocumentHit], floa
     question = check_question(data.question, kb.settings)
     n = check_max_documents(data.max_documents, kb.settings)
     started = time.perf_counter()
-    hits = retrieve(kb, question, n, data.filters)
+    filters = SearchFilters(data.filters.source_prefix, data.filters.kind) if data.filters else None
+    hits = kb.search(question, k=n, filters=filters, chunks_per_doc=QUESTION_CHUNKS)
     return question, hits, _ms(started)
 
 
@@ -52,7 +55,7 @@ class AskController(Controller):
     def ask(self, data: JSONBody[AskRequest], kb: KB) -> AskResponse:
         question, hits, retrieve_ms = _prepare(data, kb)
         started = time.perf_counter()
-        answer = kb.answerer.answer(question, hits)
+        answer = kb.ask(question, hits)
         return from_answer(answer, retrieve_ms=retrieve_ms, model_ms=_ms(started))
 
     @post(
@@ -80,7 +83,7 @@ def _events(
 ) -> Iterator[ServerSentEventMessage]:
     started = time.perf_counter()
     try:
-        for event in kb.answerer.stream(question, hits):
+        for event in kb.stream(question, hits):
             if isinstance(event, TextDelta):
                 yield _event("delta", {"text": event.text})
             elif isinstance(event, CitationDelta):

@@ -22,7 +22,7 @@ from api.schemas import (
     from_file_result,
 )
 from api.uploads import ReceivedFile, receive_files
-from kb.errors import InvalidInput, NotFound, UnsupportedType
+from kb.errors import InvalidInput, UnsupportedType
 from kb.service import KnowledgeBase
 
 log = logging.getLogger("kb.api")
@@ -31,7 +31,7 @@ MAX_PAGE = 1000
 
 
 def _ingest(kb: KnowledgeBase, files: list[ReceivedFile]) -> UploadResponse:
-    from ingest.pipeline import ingest_uploads
+    from ingest import ingest_uploads
     from kb.extraction import kind_of
 
     if all(kind_of(f.path) is None for f in files):  # one bad file never stops the others
@@ -85,10 +85,7 @@ class DocumentController(Controller):
 
     @get("/{doc_id:str}", sync_to_thread=True, summary="One document")
     def get_document(self, doc_id: FromPath[str], kb: KB) -> DocumentOut:
-        doc = kb.index.get(doc_id)
-        if doc is None:
-            raise NotFound(f"no document {doc_id!r}")
-        return from_document(doc)
+        return from_document(kb.document(doc_id))
 
     @delete("/{doc_id:str}", status_code=200, sync_to_thread=True, summary="Delete a document")
     def delete_document(self, doc_id: FromPath[str], kb: KB) -> DocumentOut:

@@ -9,8 +9,10 @@ from litestar import Controller, get
 from litestar.params import QueryParameter
 
 from api.deps import KB
-from api.limits import check_k, check_mode, check_question
+from api.limits import check_k, check_mode
 from api.schemas import SearchResponse, from_hit
+from kb.service import check_question
+from kb.types import SearchMode
 
 
 class SearchController(Controller):
@@ -23,13 +25,15 @@ class SearchController(Controller):
         kb: KB,
         q: Annotated[str, QueryParameter(description="the query text")],
         k: Annotated[int | None, QueryParameter(description="documents to return")] = None,
-        mode: Annotated[str | None, QueryParameter(description="dense, bm25 or hybrid")] = None,
+        mode: Annotated[
+            SearchMode | None, QueryParameter(description="default: the server's KB_SEARCH_MODE")
+        ] = None,
     ) -> SearchResponse:
         query = check_question(q, kb.settings, field="q")
         k = check_k(k, kb.settings)
         mode = check_mode(mode, kb.settings)
         started = time.perf_counter()
-        hits = kb.retriever.search(query, k=k, mode=mode)
+        hits = kb.search(query, k=k, mode=mode)
         elapsed = (time.perf_counter() - started) * 1000
         return SearchResponse(
             query=query,

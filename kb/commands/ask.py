@@ -8,7 +8,7 @@ from typing import Any
 
 from kb import cli as kb_cli
 from kb.cli import print_json
-from kb.types import Answer, AnswerDone, Citation, CitationDelta, TextDelta
+from kb.types import Answer, AnswerDone, CitationDelta, TextDelta
 
 
 def register(sub: Any) -> None:
@@ -28,27 +28,23 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kb.errors import InvalidInput
     from kb.retrieval import QUESTION_CHUNKS
+    from kb.service import check_question
+    from kb.settings import Settings
 
-    question = args.question.strip()
-    if not question:
-        raise InvalidInput("the question is empty")
-    kb = kb_cli.open_kb_from_env()
-    try:
-        hits = kb.retriever.search(question, k=args.k, chunks_per_doc=QUESTION_CHUNKS)
+    question = check_question(args.question, Settings.from_env())
+    with kb_cli.open_kb_from_env() as kb:
+        hits = kb.search(question, k=args.k, chunks_per_doc=QUESTION_CHUNKS)
         if args.stream and not args.json:
-            answer = _stream(kb.answerer.stream(question, hits))
+            answer = _stream(kb.stream(question, hits))
         else:
-            answer = kb.answerer.answer(question, hits)
+            answer = kb.ask(question, hits)
             if args.json:
                 print_json(answer)
                 return 0
             if answer.answered_by != "claude":
                 _notice(answer, first=True)  # so that passages are never taken for an answer
             print(answer.text)
-    finally:
-        kb.close()
     _footer(answer)
     if args.stream or answer.answered_by == "claude":
         _notice(answer, first=False)
@@ -83,23 +79,13 @@ def _stream(events: Any) -> Answer:
     return answer
 
 
-def where(citation: Citation) -> str:
-    if citation.page_start is not None:
-        if citation.page_start == citation.page_end:
-            return f"p. {citation.page_start}"
-        return f"pp. {citation.page_start}-{citation.page_end}"
-    if citation.char_start is not None:
-        return f"chars {citation.char_start}-{citation.char_end}"
-    return ""
-
-
 def _footer(answer: Answer) -> None:
     if answer.citations:
         print("\nSources:")
         for n, c in enumerate(answer.citations, 1):
             quote = " ".join(c.cited_text.split())
             quote = quote[:160] + ("…" if len(quote) > 160 else "")
-            print(f'  [{n}] {c.title}, {where(c)} ({c.source}): "{quote}"')
+            print(f'  [{n}] {c.title}, {c.where} ({c.source}): "{quote}"')
     u = answer.usage
     if answer.answered_by == "claude" and answer.documents:
         estimate = f"~{answer.estimated_input_tokens:,} input tokens estimated"

@@ -55,11 +55,8 @@ def resolve(kb: Any, prefix: str) -> Document:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    kb = kb_cli.open_kb_from_env()
-    try:
+    with kb_cli.open_kb_from_env() as kb:
         docs = kb.index.documents(source_prefix=args.source_prefix, kind=args.kind)
-    finally:
-        kb.close()
     if args.json:
         print_json(docs)
         return 0
@@ -87,11 +84,8 @@ def plural(n: int, noun: str) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    kb = kb_cli.open_kb_from_env()
-    try:
+    with kb_cli.open_kb_from_env() as kb:
         doc = resolve(kb, args.id)
-    finally:
-        kb.close()
     if args.json:
         print_json(doc)
         return 0
@@ -111,12 +105,9 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_rm(args: argparse.Namespace) -> int:
-    kb = kb_cli.open_kb_from_env()
-    try:
+    with kb_cli.open_kb_from_env() as kb:
         ids = list(dict.fromkeys(resolve(kb, prefix).id for prefix in args.ids))
         removed = [kb.remove(doc_id) for doc_id in ids]
-    finally:
-        kb.close()
     if args.json:
         print_json(removed)
         return 0

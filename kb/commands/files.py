@@ -29,17 +29,10 @@ def register(sub: Any) -> None:
     sync.set_defaults(func=run_sync)
 
 
-def referenced_ids(kb: Any) -> set[str]:
-    return {f.file_id for doc in kb.index.documents() for f in doc.files}
-
-
 def run_list(args: argparse.Namespace) -> int:
-    kb = kb_cli.open_kb_from_env()
-    try:
+    with kb_cli.open_kb_from_env() as kb:
         stored = list(kb.files.list())
-        used = referenced_ids(kb)
-    finally:
-        kb.close()
+        used = kb.referenced_files()
     if args.json:
         print_json([{**to_jsonable(s), "referenced": s.file_id in used} for s in stored])
         return 0
@@ -53,11 +46,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    kb = kb_cli.open_kb_from_env()
-    try:
-        orphans = collect_garbage(kb, dry_run=args.dry_run)
-    finally:
-        kb.close()
+    with kb_cli.open_kb_from_env() as kb:
+        orphans = kb.collect_garbage(dry_run=args.dry_run)
     if args.json:
         print_json(orphans)
         return 0
@@ -68,40 +58,9 @@ def run_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def collect_garbage(kb: Any, *, dry_run: bool = False) -> list[Any]:
-    """Files under kb's prefix that no committed document references; deleted unless dry."""
-    used = referenced_ids(kb)
-    orphans = [s for s in kb.files.list() if s.file_id not in used]
-    if not dry_run:
-        for s in orphans:
-            kb.files.delete(s.file_id)
-    return orphans
-
-
-def sync_documents(kb: Any) -> list[Any]:
-    """Upload every document whose files are not in the current store, and move PDFs stored
-    in parts longer than a page window to windows (their old files are deleted); return them."""
-    from kb.uploads import move_to_windows, needs_windows, upload_document
-
-    done = []
-    for doc in kb.index.documents():
-        if needs_windows(doc, kb.settings):
-            done.append(move_to_windows(kb, doc))
-            continue
-        if doc.file_store == kb.files.name and len(doc.files) == len(doc.parts):
-            continue
-        new_doc = upload_document(kb.files, kb.blobs, doc)
-        kb.index.commit(new_doc)
-        done.append(new_doc)
-    return done
-
-
 def run_sync(args: argparse.Namespace) -> int:
-    kb = kb_cli.open_kb_from_env()
-    try:
-        done = sync_documents(kb)
-    finally:
-        kb.close()
+    with kb_cli.open_kb_from_env() as kb:
+        done = kb.sync()
     if args.json:
         print_json(done)
         return 0

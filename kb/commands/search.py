@@ -7,6 +7,7 @@ from typing import Any
 
 from kb import cli as kb_cli
 from kb.cli import print_json
+from kb.types import SEARCH_MODES
 
 
 def register(sub: Any) -> None:
@@ -19,7 +20,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--mode",
-        choices=("dense", "bm25", "hybrid"),
+        choices=SEARCH_MODES,
         default=None,
         help="dense (embeddings), bm25 (words) or hybrid (both; default: KB_SEARCH_MODE)",
     )
@@ -28,12 +29,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kb = kb_cli.open_kb_from_env()
-    try:
-        hits = kb.retriever.search(args.query, k=args.k, mode=args.mode)
+    with kb_cli.open_kb_from_env() as kb:
+        hits = kb.search(args.query, k=args.k, mode=args.mode)
         empty = not hits and kb.index.count() == 0
-    finally:
-        kb.close()
     if args.json:
         print_json(
             [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest import ingest_paths
 from kb.service import open_kb
 from tests.servers import free_port, wait_for_http
 

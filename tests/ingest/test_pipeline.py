@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest import ingest_paths, ingest_uploads
 from ingest.extractor import Extractor
-from ingest.pipeline import ingest_paths, ingest_uploads
 from kb.errors import ExtractionError, InvalidInput
 from tests.pdfs import make_image_only_pdf, make_pdf, make_png
 

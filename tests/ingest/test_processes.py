@@ -32,7 +32,7 @@ def test_a_running_reader_sees_what_another_process_ingested(
     (root / "tides.txt").write_text("Spring tides in the harbour reach four metres.\n")
     reader = open_kb(settings, embedder=embedder)
     try:
-        from ingest.pipeline import ingest_paths
+        from ingest import ingest_paths
 
         ingest_paths(reader, [root])
         assert reader.retriever.search("harbour tides", k=1, mode="dense")[0].document.title == (

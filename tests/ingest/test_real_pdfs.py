@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest import ingest_paths
 from tests.conftest import SHARED_DATA
 
 PDFS = SHARED_DATA / "pdfs"

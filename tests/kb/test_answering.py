@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ingest.pipeline import ingest_paths
+from ingest import ingest_paths
 from kb.answering import MAX_CHARS, MAX_SENTENCES, ExtractiveAnswerer
 from kb.chunking import chunk_pages
 from kb.settings import Settings

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest import ingest_paths
 from kb.errors import NotFound, RateLimited, Unauthorized
 from kb.service import open_kb
 from kb.types import AnswerDone, CitationDelta, TextDelta

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest import ingest_paths
 from kb.cli import main
-from kb.commands.files import collect_garbage, sync_documents
 from kb.service import open_kb
 from tests.pdfs import make_pdf
 
@@ -26,15 +25,15 @@ def test_sync_after_moving_online_then_gc(
 
     online = open_kb(online_settings, embedder=embedder)
     try:
-        done = sync_documents(online)
+        done = online.sync()
         assert len(done) == 1 and done[0].file_store == "anthropic"
         record = online.index.get(done[0].id)
         assert record is not None and record.files[0].file_id in standin.state.files
-        assert sync_documents(online) == []  # nothing left to upload
+        assert online.sync() == []  # nothing left to upload
         orphan = online.files.upload("cd" * 32, 0, "old.txt", "text/plain", b"stale")
-        assert [s.file_id for s in collect_garbage(online, dry_run=True)] == [orphan]
+        assert [s.file_id for s in online.collect_garbage(dry_run=True)] == [orphan]
         assert orphan in standin.state.files
-        collect_garbage(online)
+        online.collect_garbage()
         assert orphan not in standin.state.files
         assert len(standin.state.files) == 1
     finally:

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from kb.anthropic_files import AnthropicFileStore, make_client
+from kb.anthropic.client import make_client
+from kb.anthropic.files import AnthropicFileStore
 from kb.errors import InvalidInput, RateLimited, TooLarge, Unauthorized, UpstreamError
 from tests.pdfs import pdf_bytes
 
@@ -196,7 +197,6 @@ def test_non_json_502_on_upload_is_readable(store: Any, standin: Any) -> None:
 def test_knowledge_bases_sharing_a_workspace_keep_their_own_files(
     online_settings: Any, standin: Any, embedder: Any
 ) -> None:
-    from kb.commands.files import collect_garbage
     from kb.service import open_kb
 
     first = AnthropicFileStore(make_client(online_settings), online_settings.replace(kb_name="a"))
@@ -205,7 +205,7 @@ def test_knowledge_bases_sharing_a_workspace_keep_their_own_files(
     try:
         orphan = other.files.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
         assert orphan != kept  # not reused across knowledge bases
-        assert [f.file_id for f in collect_garbage(other)] == [orphan]
+        assert [f.file_id for f in other.collect_garbage()] == [orphan]
     finally:
         other.close()
     assert first.exists(kept)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from kb.claude import PDF_PAGE_TOKENS, Pick, Plan, map_citation, select
+from kb.anthropic.request import PDF_PAGE_TOKENS, Pick, Plan, map_citation, select
 from kb.errors import ConfigError
 from kb.pricing import estimate_cost, parse_price_table, prices_for
 from kb.settings import Settings

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import ingest_paths
-from kb.claude import REFUSED
+from ingest import ingest_paths
+from kb.anthropic.answerer import REFUSED
 from kb.cli import main
 from kb.errors import InvalidInput, RateLimited, UpstreamError
 from kb.service import open_kb

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest import ingest_paths
 from kb.lexical import LexicalIndex, tokenize
 
 DOCS = {

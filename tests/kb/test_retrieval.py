@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import ingest_paths
+from ingest import ingest_paths
 from kb.errors import InvalidInput
 from kb.retrieval import _fuse
 

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from ingest.pipeline import ingest_paths
-from kb.commands.files import sync_documents
+from ingest import ingest_paths
 from kb.service import open_kb
 from tests.pdfs import make_pdf
 
@@ -104,7 +103,7 @@ def test_older_100_page_parts_move_to_windows_on_the_next_question(
         stored = {f.file_id for f in kb.files.list()}
         assert stored == {f.file_id for f in after.files}, "the old parts' files are gone"
         assert not {f.file_id for f in before.files} & stored
-        assert sync_documents(kb) == [], "nothing left to move"
+        assert kb.sync() == [], "nothing left to move"
     finally:
         kb.close()
 
@@ -119,9 +118,9 @@ def test_sync_moves_older_parts_to_windows_offline(
         kb.close()
     kb = open_kb(settings.replace(**WINDOWS), embedder=embedder)
     try:
-        (moved,) = sync_documents(kb)
+        (moved,) = kb.sync()
         assert len(moved.parts) == 26 and moved.file_store == "local"
         assert {f.file_id for f in kb.files.list()} == {f.file_id for f in moved.files}
-        assert sync_documents(kb) == []
+        assert kb.sync() == []
     finally:
         kb.close()

@@ -1,6 +1,6 @@
 """The Claude answerer: one Messages request per question, documents attached by `file_id`.
 
-The request is planned in `kb.claude_request` (selection, blocks, citation mapping). Here:
+The request is planned in `kb.anthropic.request` (selection, blocks, citation mapping). Here:
 sending it (plain or streamed), turning the reply into an `Answer`, and recovery. A `file_id`
 the API reports missing (404, or a 400 naming a file as not found/expired: the contract leaves
 the status open) is re-uploaded from the local copy once and the request retried once.
@@ -15,20 +15,14 @@ becomes a kb error, never a silently partial answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from kb.anthropic_files import to_kb_error
-from kb.claude_request import (
-    IMAGE_TOKENS,
-    OVERHEAD_TOKENS,
-    PDF_PAGE_TOKENS,
-    SYSTEM_PROMPT,
-    TEXT_BYTES_PER_TOKEN,
+from kb.anthropic.errors import to_kb_error
+from kb.anthropic.request import (
     Pick,
     Plan,
-    estimate_tokens,
     file_id_of,
     map_citation,
     request_tokens,
@@ -48,27 +42,13 @@ from kb.types import (
     TextDelta,
     Usage,
 )
-from kb.uploads import move_to_windows, needs_windows
 
 if TYPE_CHECKING:
     import anthropic
 
-    from kb.service import KnowledgeBase
     from kb.settings import Settings
 
-__all__ = [
-    "IMAGE_TOKENS",
-    "OVERHEAD_TOKENS",
-    "PDF_PAGE_TOKENS",
-    "SYSTEM_PROMPT",
-    "TEXT_BYTES_PER_TOKEN",
-    "ClaudeAnswerer",
-    "Pick",
-    "Plan",
-    "estimate_tokens",
-    "map_citation",
-    "select",
-]
+Renew = Callable[[Document], Document]  # a document in, the same document as now stored out
 
 COMPLETE = frozenset({"end_turn", "stop_sequence"})
 REFUSED = "Claude declined to answer this question."
@@ -111,12 +91,28 @@ def _maybe_missing_file(exc: Exception) -> bool:
 
 
 class ClaudeAnswerer:
+    """Answers with Claude. Given, not the knowledge base, but what it needs of it: moving a
+    document to the current page windows, making sure its files are uploaded, uploading them
+    again (each commits the record and returns it), and asking whether a file exists."""
+
     name = "claude"
 
-    def __init__(self, client: anthropic.Anthropic, settings: Settings, kb: KnowledgeBase) -> None:
+    def __init__(
+        self,
+        client: anthropic.Anthropic,
+        settings: Settings,
+        *,
+        in_windows: Renew,
+        ensure_uploaded: Renew,
+        reupload: Renew,
+        file_exists: Callable[[str], bool],
+    ) -> None:
         self._client = client
         self._settings = settings
-        self._kb = kb
+        self._in_windows = in_windows
+        self._ensure_uploaded = ensure_uploaded
+        self._reupload = reupload
+        self._file_exists = file_exists
 
     def answer(self, question: str, hits: Sequence[DocumentHit]) -> Answer:
         for event in self._run(question, hits, streaming=False):
@@ -133,7 +129,7 @@ class ClaudeAnswerer:
         self, question: str, hits: Sequence[DocumentHit], *, streaming: bool
     ) -> Iterator[AnswerEvent]:
         hits = [windowed for hit in hits if (windowed := self._windowed(hit)) is not None]
-        picks = [self._ensure_uploaded(p) for p in select(question, hits, self._settings)]
+        picks = [self._uploaded(p) for p in select(question, hits, self._settings)]
         if not picks:
             yield AnswerDone(self._nothing_to_send())
             return
@@ -176,28 +172,17 @@ class ClaudeAnswerer:
             yield AnswerDone(self._build(plan, final, stream.request_id))
 
     def _windowed(self, hit: DocumentHit) -> DocumentHit | None:
-        """The hit with its document in the current page windows: a PDF stored in longer
-        parts (an earlier version's 100-page parts) moves to windows now, once; None when the
-        document was removed meanwhile."""
-        if not needs_windows(hit.document, self._settings):
-            return hit
+        """The hit with its document in the current page windows (a PDF stored in longer
+        parts moves now, once); None when the document was removed meanwhile."""
         try:
-            return replace(hit, document=move_to_windows(self._kb, hit.document))
+            document = self._in_windows(hit.document)
         except NotFound:
             return None
+        return hit if document is hit.document else replace(hit, document=document)
 
-    def _ensure_uploaded(self, pick: Pick) -> Pick:
-        doc = pick.document
-        if doc.file_store == self._kb.files.name and file_id_of(pick):
-            return pick
-        return replace(pick, document=self._reupload(doc))
-
-    def _reupload(self, doc: Document) -> Document:
-        from kb.uploads import upload_document
-
-        new_doc = upload_document(self._kb.files, self._kb.blobs, doc)
-        self._kb.index.commit(new_doc)
-        return new_doc
+    def _uploaded(self, pick: Pick) -> Pick:
+        document = self._ensure_uploaded(pick.document)
+        return pick if document is pick.document else replace(pick, document=document)
 
     def _recover(self, plan: Plan, exc: Exception) -> Plan:
         """Re-upload the documents whose file_ids are gone; return the plan with new ids.
@@ -205,7 +190,7 @@ class ClaudeAnswerer:
         files (e.g. an unknown model): it is raised as is."""
         sent = plan.file_ids()
         named = set(_FILE_ID.findall(_error_text(exc))) & sent
-        gone = named | {f for f in sent - named if not self._kb.files.exists(f)}
+        gone = named | {f for f in sent - named if not self._file_exists(f)}
         if not gone:
             raise to_kb_error(exc, "Asking Claude") from exc
         renewed: dict[str, Document] = {}

@@ -1,4 +1,4 @@
-"""The Anthropic Files API as a `FileStore`, and the client factory.
+"""The Anthropic Files API as a `FileStore`.
 
 Uploads are never retried blindly: the SDK sends no idempotency key, so a timeout or 5xx
 after the server stored the file would leave a duplicate. Instead every upload goes out with
@@ -22,12 +22,10 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kb.anthropic_errors import to_kb_error
-
-__all__ = ["AnthropicFileStore", "make_client", "safe_name", "to_kb_error", "upload_mime"]
-from kb.errors import ConfigError, InvalidInput, KBError
+from kb.anthropic.errors import to_kb_error
+from kb.errors import InvalidInput, KBError
 from kb.files import PartKey, StoredFile, owns, remote_filename
 
 if TYPE_CHECKING:
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
     from kb.settings import Settings
 
 UPLOAD_ATTEMPTS = 3
-MAX_RETRY_WAIT = 20.0  # seconds the SDK may sleep between retries, whatever retry-after says
 MAX_NAME = 255
 _FORBIDDEN = re.compile(r'[<>:"|?*\\/\x00-\x1f\x7f]')
 DOCUMENT_TYPES = ("application/pdf", "text/plain")
@@ -47,32 +44,6 @@ _ALIASES = {
     "application/x-pdf": "application/pdf",
 }
 BOM = b"\xef\xbb\xbf"
-
-
-def make_client(settings: Settings) -> anthropic.Anthropic:
-    """An SDK client for `settings` (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`): explicit key
-    and base URL, so the SDK's own credential discovery never picks another; bounded timeouts."""
-    import anthropic
-
-    class Client(anthropic.Anthropic):
-        """Honours `retry-after`, but waits at most `max_retry_wait` seconds (the SDK itself
-        would sleep for as long as any server asks, e.g. an hour, inside one request)."""
-
-        max_retry_wait = MAX_RETRY_WAIT
-
-        def _calculate_retry_timeout(self, *args: Any, **kwargs: Any) -> float:
-            wait = float(super()._calculate_retry_timeout(*args, **kwargs))
-            return min(wait, self.max_retry_wait)
-
-    key = (settings.anthropic_api_key or "").strip()
-    if not key:
-        raise ConfigError("ANTHROPIC_API_KEY is not set")
-    return Client(
-        api_key=key,
-        base_url=(settings.anthropic_base_url or "").strip() or None,
-        timeout=anthropic.Timeout(300.0, connect=10.0),
-        max_retries=2,
-    )
 
 
 def upload_mime(mime_type: str, filename: str = "") -> str:
