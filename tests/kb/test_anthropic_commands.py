@@ -12,7 +12,7 @@ from ingest.pipeline import ingest_paths
 from kb.cli import main
 from kb.commands.files import collect_garbage, sync_documents
 from kb.service import open_kb
-from tests.pdfs import make_pdf
+from standin.pdfs import make_pdf
 
 
 def test_sync_after_moving_online_then_gc(

@@ -8,7 +8,7 @@ import pytest
 
 from kb.anthropic_files import AnthropicFileStore, make_client
 from kb.errors import InvalidInput, RateLimited, TooLarge, Unauthorized, UpstreamError
-from tests.pdfs import pdf_bytes
+from standin.pdfs import pdf_bytes
 
 DOC = "ab" * 32
 

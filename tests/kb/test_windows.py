@@ -13,7 +13,7 @@ import pytest
 from ingest.pipeline import ingest_paths
 from kb.commands.files import sync_documents
 from kb.service import open_kb
-from tests.pdfs import make_pdf
+from standin.pdfs import make_pdf
 
 PAGES = 260
 FACT_PAGE = 237
