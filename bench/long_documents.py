@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: the stand-in lives in tests/
+if str(ROOT) not in sys.path:  # run as a script: the stand-in is in standin/
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "financebench_dev"
@@ -85,9 +85,8 @@ def main() -> int:
     from ingest import ingest_paths
     from kb.service import load_embedder, open_kb
     from kb.settings import Settings
-    from tests.servers import serve_in_thread
-    from tests.standin.fixtures import serve
-    from tests.standin.server import StandIn
+    from standin.loopback import serve_in_thread
+    from standin.server import StandIn, serve
 
     questions = load_questions(args.data / "questions.jsonl")
     args.data_dir.mkdir(parents=True, exist_ok=True)

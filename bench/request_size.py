@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: the stand-in lives in tests/
+if str(ROOT) not in sys.path:  # run as a script: the stand-in is in standin/
     sys.path.insert(0, str(ROOT))
 
 SIZES = "10k,100k,1m,5m,20m"
@@ -38,7 +38,7 @@ def make_pdf(size: int) -> bytes:
     random (incompressible) bytes."""
     from pypdf import PdfReader, PdfWriter
 
-    from tests.pdfs import pdf_bytes
+    from standin.pdfs import pdf_bytes
 
     base = pdf_bytes(["The lighthouse tower is painted green and white."])
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(base)))
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from kb.anthropic.request import Pick, Plan
     from kb.settings import Settings
     from kb.types import Chunk, ChunkHit, Document, DocumentHit, Part, RemoteFile
-    from tests.standin.fixtures import serve
-    from tests.standin.server import StandIn
+    from standin.server import StandIn, serve
 
     app = StandIn()
     app.state.max_body_bytes = 64 * 1024 * 1024  # measure, don't reject the inline variant

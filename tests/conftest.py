@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-pytest_plugins = (
-    ["tests.standin.fixtures"] if importlib.util.find_spec("tests.standin.fixtures") else []
-)
+pytest_plugins = ["tests.standin_fixtures"]
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -46,7 +43,7 @@ def knowledge_base(settings, embedder) -> Iterator[object]:  # type: ignore[no-u
 def env(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
     """For commands run through `kb.cli.main`: an offline data dir, the session's model, and a
     folder of notes (a Markdown file and a two-page PDF) to ingest."""
-    from tests.pdfs import make_pdf
+    from standin.pdfs import make_pdf
 
     monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "kbdata"))
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from kb.settings import Settings
-from tests.servers import serve_in_thread
+from standin.loopback import serve_in_thread
 
 API_KEY = "test-key-123"
 UPLOAD_LIMIT = 256 * 1024

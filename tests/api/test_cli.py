@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port, wait_for_http
+from standin.loopback import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from standin.pdfs import make_pdf
 from tests.api.conftest import UPLOAD_LIMIT, Running, upload
 from tests.api.test_service import assert_error
-from tests.pdfs import make_pdf
 
 
 def test_upload_pdf_then_get_list_and_delete(

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from standin.pdfs import make_pdf
 from tests.api.conftest import Running, serve, upload
 from tests.api.test_ask import parse_sse
 from tests.api.test_service import assert_error
-from tests.pdfs import make_pdf
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from ingest import ingest_paths
 from kb.service import open_kb
-from tests.servers import free_port, wait_for_http
+from standin.loopback import free_port, wait_for_http
 
 pytestmark = pytest.mark.server
 

@@ -14,7 +14,7 @@ import pytest
 from ingest import ingest_paths, ingest_uploads
 from ingest.extractor import Extractor
 from kb.errors import ExtractionError, InvalidInput
-from tests.pdfs import make_image_only_pdf, make_pdf, make_png
+from standin.pdfs import make_image_only_pdf, make_pdf, make_png
 
 
 def statuses(report) -> dict[str, str]:  # type: ignore[no-untyped-def]

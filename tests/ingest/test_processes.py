@@ -17,7 +17,7 @@ import pytest
 from ingest.extractor import Extractor
 from kb.errors import ExtractionError
 from kb.service import open_kb
-from tests.pdfs import make_pdf, pdf_bytes
+from standin.pdfs import make_pdf, pdf_bytes
 
 # A dense page that pypdf needs a few milliseconds to read: 600 of them take seconds.
 DENSE_PAGE = "Tide tables list high and low water for every harbour on the coast. " * 50

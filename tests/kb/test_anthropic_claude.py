@@ -15,7 +15,7 @@ from ingest import ingest_paths
 from kb.errors import NotFound, RateLimited, Unauthorized
 from kb.service import open_kb
 from kb.types import AnswerDone, CitationDelta, TextDelta
-from tests.pdfs import make_pdf
+from standin.pdfs import make_pdf
 
 FILLER = "General remarks about the quarterly operations of the company and its staff."
 

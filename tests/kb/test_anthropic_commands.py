@@ -11,7 +11,7 @@ import pytest
 from ingest import ingest_paths
 from kb.cli import main
 from kb.service import open_kb
-from tests.pdfs import make_pdf
+from standin.pdfs import make_pdf
 
 
 def test_sync_after_moving_online_then_gc(

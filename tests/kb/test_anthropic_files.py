@@ -9,7 +9,7 @@ import pytest
 from kb.anthropic.client import make_client
 from kb.anthropic.files import AnthropicFileStore
 from kb.errors import InvalidInput, RateLimited, TooLarge, Unauthorized, UpstreamError
-from tests.pdfs import pdf_bytes
+from standin.pdfs import pdf_bytes
 
 DOC = "ab" * 32
 

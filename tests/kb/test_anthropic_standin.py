@@ -8,7 +8,7 @@ import anthropic
 import httpx
 import pytest
 
-from tests.pdfs import pdf_bytes, png_bytes
+from standin.pdfs import pdf_bytes, png_bytes
 
 H = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
 BETA = {**H, "anthropic-beta": "files-api-2025-04-14"}

@@ -15,7 +15,7 @@ from kb.cli import main
 from kb.errors import InvalidInput, RateLimited, UpstreamError
 from kb.service import open_kb
 from kb.types import Answer, AnswerDone, TextDelta
-from tests.pdfs import make_pdf
+from standin.pdfs import make_pdf
 
 QUESTION = "Who painted the lighthouse tower green?"
 FACT = "The lighthouse keeper Mirabel Quint painted the tower green in 1887."

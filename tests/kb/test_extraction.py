@@ -23,7 +23,7 @@ from kb.extraction import (
     page_ranges,
     sniff_mime,
 )
-from tests.pdfs import make_image_only_pdf, make_pdf, make_png, pdf_bytes
+from standin.pdfs import make_image_only_pdf, make_pdf, make_png, pdf_bytes
 
 REAL_PDFS = Path(__file__).resolve().parents[3] / "shared" / "data" / "pdfs"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 20

@@ -12,7 +12,7 @@ from pypdf import PdfReader
 from kb.errors import ExtractionError, InvalidInput
 from kb.pdf import decrypted_copy, open_pdf, page_count, part_bytes, plan_windows
 from kb.types import Part
-from tests.pdfs import encrypt_bytes, pdf_bytes
+from standin.pdfs import encrypt_bytes, pdf_bytes
 
 REAL_PDFS = Path(__file__).resolve().parents[3] / "shared" / "data" / "pdfs"
 

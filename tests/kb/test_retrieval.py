@@ -119,7 +119,7 @@ def test_second_pass_ranks_a_documents_own_chunks(
     document's own chunks: the page that answers comes first, and only that document's."""
     from kb.service import open_kb
     from kb.types import ChunkHit, DocumentHit
-    from tests.pdfs import make_pdf
+    from standin.pdfs import make_pdf
 
     folder = tmp_path / "docs"
     pump = "Centrifugal pump maintenance: check the impeller, seals and bearings of the pump."

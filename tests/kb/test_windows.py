@@ -12,7 +12,7 @@ import pytest
 
 from ingest import ingest_paths
 from kb.service import open_kb
-from tests.pdfs import make_pdf
+from standin.pdfs import make_pdf
 
 PAGES = 260
 FACT_PAGE = 237

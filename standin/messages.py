@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.standin.store import Quirks, State, new_id
+from standin.store import Quirks, State, new_id
 
 DOCUMENT_MIMES = {"application/pdf", "text/plain"}
 IMAGE_MIMES = {"image/jpeg", "image/png", "image/gif", "image/webp"}

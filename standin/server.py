@@ -1,23 +1,25 @@
 """A raw-ASGI stand-in for the Anthropic Files and Messages APIs (contract §10).
 
-`StandIn(state)` is the ASGI app. Both auth headers are accepted (`x-api-key` or
-`Authorization: Bearer`); `anthropic-version` is required. The Files API speaks both
-dialects: GA (`page`/`next_page`/`ids[]`, `expires_at`) and, when the request carries
-`anthropic-beta: files-api-2025-04-14`, the legacy one (`after_id`/`before_id`,
-`has_more/first_id/last_id`). Every request is logged to `state.log`; faults in
-`state.faults` fail matching requests (see `store.Fault`).
+`StandIn(state)` is the ASGI app; `serve(app)` runs it on loopback in a thread. Both auth
+headers are accepted (`x-api-key` or `Authorization: Bearer`); `anthropic-version` is required.
+The Files API speaks both dialects: GA (`page`/`next_page`/`ids[]`, `expires_at`) and, when
+the request carries `anthropic-beta: files-api-2025-04-14`, the legacy one
+(`after_id`/`before_id`, `has_more/first_id/last_id`). Every request is logged to `state.log`;
+faults in `state.faults` fail matching requests (see `store.Fault`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.standin import files_api, messages
-from tests.standin.messages import ApiError
-from tests.standin.store import LoggedRequest, State, new_id
+from standin import files_api, messages
+from standin.loopback import serve_in_thread
+from standin.messages import ApiError
+from standin.store import LoggedRequest, State, new_id
 
 FILES_BETA = "files-api-2025-04-14"
 AGENTS_BETA = "managed-agents-2026-04-01"
@@ -234,3 +236,10 @@ class StandIn:
                 return 200, {"content-type": "text/event-stream"}, json.dumps(msg).encode()
             return _json(200, msg)
         raise ApiError(404, "not_found_error", f"Not found: {method} {path}")
+
+
+def serve(app: StandIn) -> tuple[Any, threading.Thread, str]:
+    """Start the stand-in in a thread; return (server, thread, base_url) once it accepts."""
+    return serve_in_thread(
+        app, timeout=10, log_level="critical", lifespan="off", timeout_keep_alive=5
+    )

@@ -7,15 +7,13 @@ It exposes `base_url`, `state`, `log` (the request log), `inject(path, ...)` for
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.servers import serve_in_thread
-from tests.standin.server import StandIn
-from tests.standin.store import Fault, LoggedRequest, State
+from standin.server import StandIn, serve
+from standin.store import Fault, LoggedRequest, State
 
 
 class RunningStandIn:
@@ -43,13 +41,6 @@ class RunningStandIn:
     def reset(self) -> None:
         self.state.reset()
         self.app.api_keys = None
-
-
-def serve(app: StandIn) -> tuple[Any, threading.Thread, str]:
-    """Start the stand-in in a thread; return (server, thread, base_url) once it accepts."""
-    return serve_in_thread(
-        app, timeout=10, log_level="critical", lifespan="off", timeout_keep_alive=5
-    )
 
 
 @pytest.fixture

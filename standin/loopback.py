@@ -1,4 +1,4 @@
-"""Running ASGI apps and server processes on loopback for tests."""
+"""Running ASGI apps and server processes on loopback, for tests and benchmarks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Small real files for tests: text PDFs (optionally encrypted), image-only PDFs, PNG images.
+"""Small real files for tests and benchmarks: text PDFs (optionally encrypted), image-only
+PDFs, PNG images.
 
 PDFs are written by fpdf2 with a fixed creation date, so the same arguments give the same bytes
 (encryption adds random salts). Page text uses the core Helvetica font: Latin-1 only.

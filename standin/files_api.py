@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from tests.standin.messages import ApiError
-from tests.standin.store import State, sniff_mime
+from standin.messages import ApiError
+from standin.store import State, sniff_mime
 
 _FORBIDDEN = set('<>:"|?*') | {chr(c) for c in range(32)}
 _EXT = {
