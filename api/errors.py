@@ -4,6 +4,10 @@ Every response carries `x-request-id` (the client's, when it sent a sane one, el
 every error body is `{"error": {"type", "message"}, "request_id"}`. A `KBError` keeps its own
 status and code; Litestar's HTTP errors keep their status; anything else is a 500 with a
 generic message, logged here with its traceback and never sent to the client.
+
+Only the client's own failed authentication (`Unauthorized`, or Litestar's 401) carries
+`WWW-Authenticate`: Anthropic refusing kb's key is a 502 (`UpstreamAuthError`), since no
+credential the client could send would fix it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ErrorBody, ErrorResponse
-from kb.errors import KBError
+from kb.errors import KBError, Unauthorized
 
 log = logging.getLogger("kb.api")
 
@@ -104,18 +108,25 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+CHALLENGE = {"www-authenticate": "Bearer"}
+
+
 def error_response(
-    request: Request[Any, Any, Any], status: int, code: str, message: str
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     body = ErrorResponse(ErrorBody(type=code, message=message), request_id_of(request.scope))
-    headers = {"www-authenticate": "Bearer"} if status == 401 else None
     return Response(body, status_code=status, headers=headers)
 
 
 def handle_kb_error(request: Request[Any, Any, Any], exc: KBError) -> Response[Any]:
     if exc.status >= 500:
         log.warning("%s: %s [%s]", exc.code, exc, request_id_of(request.scope))
-    return error_response(request, exc.status, exc.code, str(exc))
+    headers = dict(CHALLENGE) if isinstance(exc, Unauthorized) else None
+    return error_response(request, exc.status, exc.code, str(exc), headers)
 
 
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -133,7 +144,9 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     status = exc.status_code
     if status >= 500:
         return handle_unexpected(request, exc)
-    return error_response(request, status, _HTTP_CODES.get(status, "http_error"), str(exc.detail))
+    code = _HTTP_CODES.get(status, "http_error")
+    headers = dict(CHALLENGE) if status == 401 else None  # Litestar auth: the client's own
+    return error_response(request, status, code, str(exc.detail), headers)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

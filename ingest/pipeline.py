@@ -26,7 +26,7 @@ from ingest.scan import scan
 from kb.blobs import sha256_file
 from kb.chunking import SPECIAL_TOKENS, chunk_pages, chunk_size_for
 from kb.context import document_context, join_context, page_headings
-from kb.errors import ExtractionError, InvalidInput, TooLarge, UnsupportedType
+from kb.errors import ExtractionError, InvalidInput, TooLarge, UnsupportedType, UpstreamRejected
 from kb.extraction import kind_of
 from kb.service import KnowledgeBase
 from kb.types import Chunk, Document, Extraction, FileResult, FileStatus
@@ -351,7 +351,7 @@ class _Run:
         for p in batch:
             try:
                 ready.append((p, p.upload.result()))
-            except (TooLarge, InvalidInput, UnsupportedType) as exc:
+            except (TooLarge, InvalidInput, UnsupportedType, UpstreamRejected) as exc:
                 self.kb.index.delete_chunks(p.doc.id)
                 with self.lock:
                     p.state, p.reason = "failed", f"upload rejected: {exc}"

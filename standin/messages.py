@@ -132,6 +132,11 @@ def prepare(state: State, body: dict[str, Any]) -> Prepared:
     """Validate the request and resolve every block; raise ApiError as the API would."""
     if not isinstance(body.get("model"), str):
         raise _bad("model: Field required")
+    if state.models is not None and body["model"] not in state.models:
+        # as captured from the real API: 404 not_found_error, message `model: <name>`
+        status = state.quirks.unknown_model_status
+        kind = "not_found_error" if status == 404 else "invalid_request_error"
+        raise ApiError(status, kind, f"model: {body['model']}")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _bad("messages: Field required")

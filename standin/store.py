@@ -116,6 +116,7 @@ class Quirks:
     Clients are tested against each, since other implementations of the contract may differ."""
 
     missing_file_status: int = 404  # unknown file_id in /v1/messages: 404 or 400 (unconfirmed)
+    unknown_model_status: int = 404  # a model not in State.models: 404 `model: <name>`, or 400
     fractional_seconds: bool = True  # created_at/expires_at with or without fractional seconds
     citation_file_id: bool = True  # False: citations carry "file_id": null
     citation_title: bool = True  # False: citations carry "document_title": null
@@ -148,6 +149,7 @@ class State:
     storage_quota: int = 10 * 1024**4
     max_pdf_pages: int = 100
     max_body_bytes: int = 32 * 1024 * 1024
+    models: set[str] | None = None  # the models /v1/messages knows; None: any name
     files: dict[str, StoredFile] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     log: list[LoggedRequest] = field(default_factory=list)

@@ -28,7 +28,7 @@ from kb.anthropic.request import (
     request_tokens,
     select,
 )
-from kb.errors import KBError, NotFound, UpstreamError
+from kb.errors import KBError, NotFound, UpstreamError, UpstreamNotFound
 from kb.pricing import estimate_cost
 from kb.types import (
     Answer,
@@ -148,7 +148,7 @@ class ClaudeAnswerer:
                 if not _maybe_missing_file(exc):
                     raise to_kb_error(exc, "Asking Claude") from exc
                 if attempt:
-                    raise NotFound(
+                    raise UpstreamNotFound(
                         "A document's file is missing at Anthropic even after re-uploading it",
                         hint=str(to_kb_error(exc)),
                     ) from exc

@@ -4,6 +4,11 @@ Relies only on what the contract promises: a status code, and *maybe* a JSON env
 `{"error": {"type", "message"}, "request_id"}`. Error bodies can be HTML from a proxy (a 502
 page), lack `request_id` (413s from the edge), and an `error` event can arrive in a stream
 after its 200 (the SDK raises it with `status_code == 200`): each still yields a clear message.
+
+Everything Anthropic answers is an `UpstreamError` (see the tree in `kb.errors`): its 401/403
+is kb's key being refused (`UpstreamAuthError`), never the caller's 401; its 400 is a request
+kb built being refused (`UpstreamRejected`), never the caller's 400; its 404 is
+`UpstreamNotFound`, never the caller's 404.
 """
 
 from __future__ import annotations
@@ -14,18 +19,19 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from kb.errors import (
-    InvalidInput,
     KBError,
-    NotFound,
     RateLimited,
-    TooLarge,
-    Unauthorized,
+    UpstreamAuthError,
     UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
     UpstreamTimeout,
 )
 
+_MODEL = re.compile(r"\bmodel\b", re.I)
 _TAGS = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.I | re.S)
 BUSY_TYPES = {"rate_limit_error": "rate limited", "overloaded_error": "overloaded"}
+KEY_HINT = "check ANTHROPIC_API_KEY"
 
 
 def retry_hint(exc: Any) -> str | None:
@@ -95,13 +101,21 @@ def to_kb_error(exc: BaseException, what: str = "Anthropic request") -> KBError:
             return RateLimited(f"{where}: Anthropic is {BUSY_TYPES[kind]}{rid}", hint=message)
         return UpstreamError(f"{where}: {kind or 'error'}: {message}{rid}")
     if status == 401:
-        return Unauthorized("Anthropic rejected the API key", hint=message + rid)
-    if status in (402, 403):
-        return Unauthorized(f"{what} not permitted for this API key: {message}{rid}")
+        return UpstreamAuthError(
+            f"{what} failed: Anthropic rejected kb's API key: {message}{rid}", hint=KEY_HINT
+        )
+    if status == 402:
+        return UpstreamAuthError(
+            f"{what} failed: Anthropic refused kb's account for billing: {message}{rid}",
+            hint="check the Anthropic account's billing",
+        )
+    if status == 403:
+        return UpstreamAuthError(
+            f"{what} not permitted for kb's API key: {message}{rid}",
+            hint=f"{KEY_HINT} and its workspace's permissions",
+        )
     if status == 404:
-        return NotFound(detail)
-    if status == 413 or getattr(exc, "error_code", None) == "storage_quota_exceeded":
-        return TooLarge(detail)
+        return UpstreamNotFound(detail, hint=_model_hint(message))
     if status in (429, 529) or kind in BUSY_TYPES:
         state = BUSY_TYPES.get(kind) or ("rate limited" if status == 429 else "overloaded")
         hint = retry_hint(exc) or "the SDK's retries are used up; try again later"
@@ -110,6 +124,10 @@ def to_kb_error(exc: BaseException, what: str = "Anthropic request") -> KBError:
         return UpstreamTimeout(detail)
     if status >= 500:
         return UpstreamError(detail)
-    if status == 400:
-        return InvalidInput(detail)
-    return UpstreamError(detail)
+    # 400 (a bad model, a file it will not store, a storage quota), 413 and any other 4xx
+    return UpstreamRejected(detail, hint=_model_hint(message))
+
+
+def _model_hint(message: str) -> str | None:
+    """Advice when Anthropic's message is about the model kb asked for."""
+    return "check KB_CLAUDE_MODEL" if _MODEL.search(message) else None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from standin.pdfs import make_pdf
-from tests.api.conftest import Running, serve, upload
+from tests.api.conftest import API_KEY, Running, serve, upload
 from tests.api.test_ask import parse_sse
 from tests.api.test_service import assert_error
 
@@ -71,12 +71,90 @@ def test_stream_through_claude(online: Running) -> None:
     assert done["answer"] == "".join(d["text"] for n, d in events if n == "delta")
 
 
-@pytest.mark.parametrize(("status", "code"), [(429, "rate_limited"), (500, "upstream_error")])
+UPSTREAM_FAULTS = [
+    # Anthropic's status and error type -> what the API client sees
+    (429, "rate_limit_error", 429, "rate_limited"),
+    (500, "api_error", 502, "upstream_error"),
+    (401, "authentication_error", 502, "upstream_auth_error"),
+    (403, "permission_error", 502, "upstream_auth_error"),
+    (400, "invalid_request_error", 502, "upstream_rejected"),
+    (404, "not_found_error", 502, "upstream_not_found"),
+    (504, "timeout_error", 504, "upstream_timeout"),
+]
+
+
+@pytest.mark.parametrize(("status", "error_type", "expected", "code"), UPSTREAM_FAULTS)
 def test_upstream_errors_map_to_statuses(
-    online: Running, standin: Any, status: int, code: str
+    online: Running, standin: Any, status: int, error_type: str, expected: int, code: str
 ) -> None:
-    standin.inject("/v1/messages", status=status, times=10, headers={"retry-after": "0"})
+    """What Anthropic refuses is never the client's own 401 or 400."""
+    standin.inject(
+        "/v1/messages",
+        status=status,
+        error_type=error_type,
+        times=10,
+        headers={"retry-after": "0"},
+    )
     with online.client() as client:
         response = client.post("/v1/ask", json={"question": "When did Etna erupt?"})
-    body = assert_error(response, 429 if status == 429 else 502, code)
+    body = assert_error(response, expected, code)
     assert "Traceback" not in body["error"]["message"]
+    assert "www-authenticate" not in response.headers
+
+
+def test_anthropic_rejecting_kbs_key_is_a_502_for_the_client(online: Running, standin: Any) -> None:
+    standin.app.api_keys = {"sk-other"}  # kb's ANTHROPIC_API_KEY is no longer valid
+    with online.client() as client:
+        response = client.post("/v1/ask", json={"question": "When did Etna erupt?"})
+        with client.stream("POST", "/v1/ask/stream", json={"question": "Etna?"}) as r:
+            events = parse_sse(r.read().decode())
+    body = assert_error(response, 502, "upstream_auth_error")
+    assert "www-authenticate" not in response.headers
+    assert "Anthropic rejected kb's API key" in body["error"]["message"]
+    assert "check ANTHROPIC_API_KEY" in body["error"]["message"]
+    name, error = events[-1]
+    assert name == "error" and error["error"]["type"] == "upstream_auth_error"
+
+
+def test_only_the_clients_own_key_is_a_401(
+    online_settings: Any, embedder: Any, standin: Any
+) -> None:
+    """Both keys bad: the client's key is the client's 401 with a challenge; kb's key, which
+    Anthropic refuses on the upload, is a 502 without one."""
+    running = serve(online_settings.replace(api_keys=(API_KEY,)), embedder)
+    standin.app.api_keys = {"sk-other"}
+    try:
+        with running.client() as anonymous, running.client(key="wrong") as wrong:
+            for client in (anonymous, wrong):
+                refused = upload(client, {"notes.txt": b"Mount Etna erupted in 2021."})
+                assert_error(refused, 401, "unauthorized")
+                assert refused.headers["www-authenticate"] == "Bearer"
+        with running.client(key=API_KEY) as client:
+            response = upload(client, {"notes.txt": b"Mount Etna erupted in 2021."})
+    finally:
+        running.stop()
+    body = assert_error(response, 502, "upstream_auth_error")
+    assert "www-authenticate" not in response.headers
+    assert "check ANTHROPIC_API_KEY" in body["error"]["message"]
+    assert [r.status for r in standin.log] == [401]  # the refusal was Anthropic's
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(404, "upstream_not_found"), (400, "upstream_rejected")]
+)
+def test_a_model_anthropic_refuses_is_a_502_for_the_client(
+    online: Running, standin: Any, status: int, code: str
+) -> None:
+    """A bad KB_CLAUDE_MODEL: Anthropic answers kb 404 (or 400), and the client, whose
+    request was fine, gets a 502 that names the setting."""
+    standin.state.models = {"claude-other"}
+    standin.state.quirks.unknown_model_status = status
+    uploads = len(standin.requests("POST", "/v1/files"))
+    with online.client() as client:
+        response = client.post("/v1/ask", json={"question": "When did Etna erupt?"})
+    body = assert_error(response, 502, code)
+    assert "model: claude-" in body["error"]["message"]
+    assert "check KB_CLAUDE_MODEL" in body["error"]["message"]
+    assert "www-authenticate" not in response.headers
+    assert len(standin.requests("POST", "/v1/messages")) == 1  # not retried
+    assert len(standin.requests("POST", "/v1/files")) == uploads  # nothing re-uploaded

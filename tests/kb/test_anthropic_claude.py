@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ingest import ingest_paths
-from kb.errors import NotFound, RateLimited, Unauthorized
+from kb.errors import RateLimited, UpstreamAuthError, UpstreamError, UpstreamNotFound
 from kb.service import open_kb
 from kb.types import AnswerDone, CitationDelta, TextDelta
 from standin.pdfs import make_pdf
@@ -136,14 +136,15 @@ def test_missing_remote_file_is_uploaded_again_once(
         assert all(f.file_id in standin.state.files for f in online_kb.index.get(doc_id).files)
 
 
-def test_file_still_missing_after_reupload_is_not_found(
+def test_file_still_missing_after_reupload_is_an_upstream_error(
     online_kb: Any, corpus: Path, standin: Any
 ) -> None:
     ingest_paths(online_kb, [corpus])
     standin.state.files.clear()
     standin.inject("/v1/messages", status=404, times=2, error_type="not_found_error")
-    with pytest.raises(NotFound, match="even after re-uploading"):
+    with pytest.raises(UpstreamNotFound, match="even after re-uploading") as info:
         _ask(online_kb, "Which ship laid the submarine cable?")
+    assert info.value.status == 502  # Anthropic's 404, not the caller's
     assert len(_messages(standin)) == 2
 
 
@@ -154,7 +155,7 @@ def test_404_about_something_else_is_not_retried(
     ingest_paths(online_kb, [corpus])
     uploads = len(standin.requests("POST", "/v1/files"))
     standin.inject("/v1/messages", status=404, error_type="not_found_error")
-    with pytest.raises(NotFound, match="Asking Claude failed: injected fault"):
+    with pytest.raises(UpstreamNotFound, match="Asking Claude failed: injected fault"):
         _ask(online_kb, "Which ship laid the submarine cable?")
     assert len(_messages(standin)) == 1
     assert len(standin.requests("POST", "/v1/files")) == uploads
@@ -194,7 +195,29 @@ def test_upstream_errors_become_kb_errors(online_kb: Any, corpus: Path, standin:
     standin.inject("/v1/messages", status=529, times=3, headers={"retry-after-ms": "1"})
     with pytest.raises(RateLimited, match="overloaded"):
         online_kb.answerer.answer(question, hits)
+    assert issubclass(RateLimited, UpstreamError) and RateLimited.status == 429
 
     standin.app.api_keys = {"sk-other"}
-    with pytest.raises(Unauthorized, match="Anthropic rejected the API key"):
+    with pytest.raises(UpstreamAuthError, match="Anthropic rejected kb's API key") as auth:
         list(online_kb.answerer.stream(question, hits))
+    assert auth.value.status == 502 and auth.value.hint == "check ANTHROPIC_API_KEY"
+
+
+def test_upload_anthropic_refuses_fails_that_file_only(
+    online_kb: Any, corpus: Path, standin: Any
+) -> None:
+    """Anthropic's 413 or storage quota on an upload is that file's status, not the run's end."""
+    standin.state.max_file_bytes = 1000  # the PDF's windows are larger; notes.txt is not
+    report = ingest_paths(online_kb, [corpus])
+    by_name = {Path(r.path).name: r for r in report.results}
+    assert by_name["notes.txt"].status == "added"
+    rejected = by_name["history.pdf"]
+    assert rejected.status == "failed"
+    assert rejected.reason.startswith("upload rejected: Uploading ")
+    assert "Request exceeds the maximum" in rejected.reason
+
+    corpus.joinpath("more.txt").write_text("The harbour wall was rebuilt in 1923.\n")
+    standin.state.storage_quota = 0
+    report = ingest_paths(online_kb, [corpus / "more.txt"])
+    (result,) = report.results
+    assert result.status == "failed" and "Storage quota exceeded" in result.reason

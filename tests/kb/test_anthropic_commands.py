@@ -65,5 +65,7 @@ def test_kb_ask_cli_json(
     assert "dusk" in out.out and "p. 2" in out.out and "cache" in out.err
 
     standin.app.api_keys = {"sk-other"}
-    assert main(["ask", "When is the beacon lit?"]) == 1
-    assert "kb: Anthropic rejected the API key" in capsys.readouterr().err
+    assert main(["ask", "When is the beacon lit?"]) == 2  # a bad setting
+    err = capsys.readouterr().err
+    assert "kb: Asking Claude failed: Anthropic rejected kb's API key" in err
+    assert "check ANTHROPIC_API_KEY" in err

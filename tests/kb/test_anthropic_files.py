@@ -8,7 +8,14 @@ import pytest
 
 from kb.anthropic.client import make_client
 from kb.anthropic.files import AnthropicFileStore
-from kb.errors import InvalidInput, RateLimited, TooLarge, Unauthorized, UpstreamError
+from kb.errors import (
+    InvalidInput,
+    RateLimited,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
 from standin.pdfs import pdf_bytes
 
 DOC = "ab" * 32
@@ -108,19 +115,41 @@ def test_persistent_5xx_becomes_upstream_error(store: Any, standin: Any) -> None
 
 def test_errors_map_to_kb_errors(store: Any, standin: Any) -> None:
     standin.app.api_keys = {"sk-other"}
-    with pytest.raises(Unauthorized, match="Anthropic rejected the API key"):
+    with pytest.raises(UpstreamAuthError, match="Anthropic rejected kb's API key") as auth:
         list(store.list())
+    assert auth.value.status == 502 and "ANTHROPIC_API_KEY" in str(auth.value)
     standin.app.api_keys = None
 
     standin.state.max_file_bytes = 10
-    with pytest.raises(TooLarge):
+    with pytest.raises(UpstreamRejected, match="Request exceeds the maximum") as big:
         store.upload(DOC, 0, "big.txt", "text/plain", b"x" * 11)
+    assert big.value.status == 502  # Anthropic's 413, not the caller's
 
     standin.inject("/v1/files", status=429, headers={"retry-after": "30"})
     with pytest.raises(RateLimited) as info:
         store.upload(DOC, 0, "r.txt", "text/plain", b"x")
     assert info.value.hint == "retry after 30 s"
     assert _posts(standin) == 2  # the 413 and the 429: a 429 upload is not retried blindly
+
+
+def test_more_refusals_map_to_upstream_errors(store: Any, standin: Any) -> None:
+    standin.state.storage_quota = 3
+    with pytest.raises(UpstreamRejected, match="Storage quota exceeded"):
+        store.upload(DOC, 0, "r.txt", "text/plain", b"payload")
+    standin.inject("/v1/files", method="GET", status=403, error_type="permission_error")
+    with pytest.raises(UpstreamAuthError, match="not permitted for kb's API key") as denied:
+        list(store.list())
+    assert denied.value.exit_code == 2 and "ANTHROPIC_API_KEY" in str(denied.value.hint)
+
+
+def test_timeout_is_an_upstream_error(online_settings: Any, standin: Any) -> None:
+    client = make_client(online_settings).with_options(timeout=0.3, max_retries=0)
+    store = AnthropicFileStore(client, online_settings)
+    standin.inject("/v1/files", method="GET", kind="slow", delay=1.0)
+    with pytest.raises(UpstreamTimeout, match="Listing files timed out") as info:
+        list(store.list())
+    assert isinstance(info.value, UpstreamError)
+    assert (info.value.status, info.value.code) == (504, "upstream_timeout")
 
 
 def test_explicit_types_and_valid_names(store: Any, standin: Any) -> None:

@@ -12,7 +12,7 @@ import pytest
 from ingest import ingest_paths
 from kb.anthropic.answerer import REFUSED
 from kb.cli import main
-from kb.errors import InvalidInput, RateLimited, UpstreamError
+from kb.errors import RateLimited, UpstreamError, UpstreamRejected
 from kb.service import open_kb
 from kb.types import Answer, AnswerDone, TextDelta
 from standin.pdfs import make_pdf
@@ -101,7 +101,7 @@ def test_missing_file_as_404_or_400_is_uploaded_again_once(
 
 def test_other_400_is_not_a_missing_file(online_kb: Any, standin: Any) -> None:
     standin.inject("/v1/messages", status=400)
-    with pytest.raises(InvalidInput, match=r"injected fault \(request req_"):
+    with pytest.raises(UpstreamRejected, match=r"injected fault \(request req_"):
         _ask(online_kb, False)
     assert len(_messages(standin)) == 1
 
@@ -147,7 +147,7 @@ def test_non_json_error_and_missing_request_id(online_kb: Any, standin: Any) -> 
     assert len(_messages(standin)) == 3  # the SDK's retries, then the error
     standin.state.quirks.error_request_id = False
     standin.inject("/v1/messages", status=400)
-    with pytest.raises(InvalidInput) as bare:
+    with pytest.raises(UpstreamRejected) as bare:
         _ask(online_kb, False)
     assert str(bare.value) == "Asking Claude failed: injected fault"
 
@@ -218,3 +218,25 @@ def test_env_key_and_base_url_are_honoured(
         kb.close()
     request = standin.log[-1]
     assert request.path == "/v1/files" and request.header("authorization") == "Bearer sk-from-env"
+
+
+def test_cli_names_the_setting_anthropic_refuses(
+    online_kb: Any,
+    online_settings: Any,
+    embedder: Any,
+    standin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(
+        "kb.cli.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
+    )
+    standin.state.models = {"claude-other"}
+    assert main(["ask", QUESTION]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kb: Asking Claude failed: model: ") and "check KB_CLAUDE_MODEL" in err
+    standin.state.models = None
+    standin.app.api_keys = {"sk-other"}
+    assert main(["ask", QUESTION]) == 2  # a bad setting
+    err = capsys.readouterr().err
+    assert "Anthropic rejected kb's API key" in err and "check ANTHROPIC_API_KEY" in err
