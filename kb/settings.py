@@ -3,7 +3,8 @@
 Nothing below this module reads `os.environ`; the object is passed down. Each field is declared
 once below with its variable, parser, allowed values and description; the object is checked
 whole when it is made (from the environment, directly or by `replace`), so a bad value is a
-`ConfigError` naming its variable before any work starts.
+`ConfigError` naming its variable before any work starts. The README's settings table is
+generated from these declarations (`scripts/settings_table.py`).
 """
 
 from __future__ import annotations
@@ -470,6 +471,35 @@ class Settings:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
+# Variables read outside Settings (before settings load); listed here so the README documents
+# every variable in one table: (variable, default, meaning).
+OTHER_VARIABLES = (
+    (
+        "KB_DEBUG",
+        "unset",
+        "any value: CLI errors show their stack trace instead of one `kb: <message>` line",
+    ),
+)
+
+
 def specs() -> dict[str, Spec]:
     """Every setting's spec by attribute name, in field order."""
     return {f.name: f.metadata["spec"] for f in dataclasses.fields(Settings)}
+
+
+def settings_table() -> str:
+    """The README's settings table (markdown), generated from the specs above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        s: Spec = f.metadata["spec"]
+        rows.append(f"| `{s.env}` | {s.shown or _shown(f.default)} | {s.doc} |")
+    rows += [f"| `{env}` | {shown} | {doc} |" for env, shown, doc in OTHER_VARIABLES]
+    return "\n".join(rows) + "\n"
+
+
+def _shown(default: object) -> str:
+    if default is None or default == ():
+        return "unset"
+    if isinstance(default, float) and default.is_integer():
+        default = int(default)
+    return f"`{default}`"
