@@ -1,8 +1,8 @@
 """Estimated cost of a Claude request from its token usage.
 
 Prices are USD per million tokens: (input, output, cache write, cache read). The default
-table covers the current model families; `settings.price_table` overrides or extends it with
-the format
+table covers the current model families; `settings.price_table` (parsed from
+`KB_PRICE_TABLE` when settings load) overrides or extends it. The text format is
 
     "model=input,output,cache_write,cache_read;model=..."
 
@@ -12,6 +12,9 @@ prices every Opus model not listed by name). An unknown model has no estimate (`
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
 
 from kb.errors import ConfigError
 from kb.types import Usage
@@ -27,8 +30,32 @@ DEFAULT_PRICES: dict[str, Prices] = {
 }
 
 
-def parse_price_table(text: str) -> dict[str, Prices]:
-    """Parse the `settings.price_table` format; a malformed entry is a ConfigError."""
+class PriceTable(Mapping[str, Prices]):
+    """Prices by model name: an immutable (and hashable) mapping, so frozen settings can hold it."""
+
+    __slots__ = ("_prices",)
+
+    def __init__(self, prices: Mapping[str, Prices] | None = None) -> None:
+        self._prices: dict[str, Prices] = dict(prices or {})
+
+    def __getitem__(self, model: str) -> Prices:
+        return self._prices[model]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._prices)
+
+    def __len__(self) -> int:
+        return len(self._prices)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._prices.items()))
+
+    def __repr__(self) -> str:
+        return f"PriceTable({self._prices!r})"
+
+
+def parse_price_table(text: str) -> PriceTable:
+    """Parse the `KB_PRICE_TABLE` format; a malformed entry is a ConfigError naming it."""
     table: dict[str, Prices] = {}
     for entry in filter(None, (e.strip() for e in text.split(";"))):
         model, _, values = entry.partition("=")
@@ -40,19 +67,29 @@ def parse_price_table(text: str) -> dict[str, Prices]:
             raise ConfigError(
                 f"KB_PRICE_TABLE entry {entry!r} must be model=input,output,cache_write,cache_read"
             )
+        if not all(math.isfinite(n) and n >= 0 for n in numbers):
+            raise ConfigError(
+                f"KB_PRICE_TABLE entry {entry!r}: prices must be finite and not negative"
+            )
         table[model.strip()] = (numbers[0], numbers[1], numbers[2], numbers[3])
-    return table
+    return PriceTable(table)
 
 
-def prices_for(model: str, price_table: str = "") -> Prices | None:
-    table = {**DEFAULT_PRICES, **parse_price_table(price_table)}
+def prices_for(model: str, price_table: Mapping[str, Prices] | str = "") -> Prices | None:
+    """The prices of `model`: `price_table` over the default table (text in the
+    `KB_PRICE_TABLE` format is parsed first; settings hold it parsed)."""
+    if isinstance(price_table, str):
+        price_table = parse_price_table(price_table)
+    table = {**DEFAULT_PRICES, **price_table}
     if model in table:
         return table[model]
     keys = sorted((k for k in table if model.startswith(k)), key=len, reverse=True)
     return table[keys[0]] if keys else None
 
 
-def estimate_cost(model: str, usage: Usage, price_table: str = "") -> float | None:
+def estimate_cost(
+    model: str, usage: Usage, price_table: Mapping[str, Prices] | str = ""
+) -> float | None:
     prices = prices_for(model, price_table)
     if prices is None:
         return None

@@ -1,101 +1,422 @@
 """Settings: one frozen object, read from `KB_*` variables (and `.env`) at the edge.
 
-Nothing below this module reads `os.environ`; the object is passed down.
-Every field is documented in the README's settings table.
+Nothing below this module reads `os.environ`; the object is passed down. Each field is declared
+once below with its variable, parser, allowed values and description; the object is checked
+whole when it is made (from the environment, directly or by `replace`), so a bad value is a
+`ConfigError` naming its variable before any work starts. The README's settings table is
+generated from these declarations (`scripts/settings_table.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 from kb.errors import ConfigError
+from kb.pricing import PriceTable, parse_price_table
 from kb.types import SEARCH_MODES, SearchMode
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-5-5"
 
+Check = Callable[[Any], str | None]  # what is wrong with a value, or None
+
 
 @dataclass(frozen=True, slots=True)
+class Spec:
+    """One setting: its variable, how its text is parsed, what values it allows, its docs."""
+
+    env: str
+    parse: Callable[[str], object]  # raises ValueError saying what is wrong with the text
+    doc: str
+    min: float | None = None  # allowed: min <= value
+    above: float | None = None  # allowed: above < value
+    max: float | None = None  # allowed: value <= max
+    check: Check | None = None
+    shown: str | None = None  # the README's default, when not the default itself
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with `value` for this setting (naming the variable), or None."""
+        if self.check is not None and (reason := self.check(value)) is not None:
+            return f"{self.env}={value!r} {reason}"
+        if (self.min, self.above, self.max) == (None, None, None):
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return f"{self.env} must be a number, not {value!r}"
+        if not math.isfinite(value):
+            return f"{self.env} must be a finite number, not {value}"
+        if self.min is not None and self.max is not None:
+            if not self.min <= value <= self.max:
+                return f"{self.env} must be between {self.min} and {self.max}, not {value}"
+        elif self.min is not None and value < self.min:
+            return f"{self.env} must be at least {self.min}, not {value}"
+        elif self.max is not None and value > self.max:
+            return f"{self.env} must be at most {self.max}, not {value}"
+        if self.above is not None and value <= self.above:
+            return f"{self.env} must be above {self.above}, not {value}"
+        return None
+
+
+def spec(
+    env: str,
+    parse: Callable[[str], object],
+    doc: str,
+    *,
+    min: float | None = None,
+    above: float | None = None,
+    max: float | None = None,
+    check: Check | None = None,
+    shown: str | None = None,
+) -> dict[str, Spec]:
+    """A Settings field's metadata: `field(default=..., metadata=spec(...))`."""
+    return {"spec": Spec(env, parse, doc, min, above, max, check, shown)}
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("is not a valid int") from None
+
+
+def _float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("is not a valid float") from None
+    if not math.isfinite(value):
+        raise ValueError("is not a finite number")
+    return value
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _not_empty(value: object) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "must not be empty"
+
+
+def _url(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        url = urlparse(str(value))
+        _ = url.port  # a bad port raises ValueError
+    except ValueError:
+        url = urlparse("")
+    if url.scheme in ("http", "https") and url.hostname:
+        return None
+    return "is not an http or https URL with a host (http://host:port)"
+
+
+def _search_mode(value: object) -> str | None:
+    return None if value in SEARCH_MODES else "is not a search mode: use dense, bm25 or hybrid"
+
+
+# It names Chroma collections (`<name>_chunks`, at most 63 characters) and folders.
+_KB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,52}")
+
+
+def _kb_name(value: object) -> str | None:
+    if isinstance(value, str) and _KB_NAME.fullmatch(value):
+        return None
+    return (
+        "must be 1 to 53 letters, digits, '_', '-' or single '.', starting with a letter or digit"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    data_dir: Path = Path(".kb")
-    chroma_path: Path | None = None  # default: data_dir / "chroma"
-    chroma_url: str | None = None  # http://host:port of a Chroma server; wins over chroma_path
-    kb_name: str = "default"
-    embedding_model: str = DEFAULT_MODEL
-    embed_batch_size: int = 64
-    chunk_tokens: int = 200
-    chunk_overlap: int = 40
-    write_batch_size: int = 256
-    extract_timeout: float = 60.0  # seconds for any file, plus extract_page_timeout per page
-    extract_page_timeout: float = 2.0
-    max_file_bytes: int = 200 * 1024 * 1024
+    data_dir: Path = field(
+        default=Path(".kb"),
+        metadata=spec(
+            "KB_DATA_DIR",
+            _path,
+            "where the embedded Chroma database, original copies (`blobs/`) and local files live",
+        ),
+    )
+    chroma_path: Path | None = field(
+        default=None,
+        metadata=spec(
+            "KB_CHROMA_PATH", _path, "embedded Chroma directory", shown="`$KB_DATA_DIR/chroma`"
+        ),
+    )
+    chroma_url: str | None = field(
+        default=None,
+        metadata=spec(
+            "KB_CHROMA_URL",
+            _text,
+            "`http://host:port` of a Chroma server (`chroma run`); shares one knowledge base "
+            "between API replicas and ingest workers. Wins over `KB_CHROMA_PATH`",
+            check=_url,
+        ),
+    )
+    kb_name: str = field(
+        default="default",
+        metadata=spec(
+            "KB_KB_NAME",
+            _text,
+            "knowledge-base name (prefix of the Chroma collections): at most 53 letters, digits, "
+            "`_`, `-` and `.`",
+            check=_kb_name,
+        ),
+    )
+    embedding_model: str = field(
+        default=DEFAULT_MODEL,
+        metadata=spec(
+            "KB_EMBEDDING_MODEL",
+            _text,
+            "sentence-transformers model name or local path; the default loads the packaged "
+            "weights offline. Stored with the collection: a different model on an existing "
+            "knowledge base is an error",
+            check=_not_empty,
+        ),
+    )
+    embed_batch_size: int = field(
+        default=64,
+        metadata=spec("KB_EMBED_BATCH_SIZE", _int, "texts per model forward pass", min=1),
+    )
+    chunk_tokens: int = field(
+        default=200,
+        metadata=spec(
+            "KB_CHUNK_TOKENS",
+            _int,
+            "chunk size in model tokens (capped at what the model reads: 254 for MiniLM)",
+            min=1,
+        ),
+    )
+    chunk_overlap: int = field(
+        default=40,
+        metadata=spec(
+            "KB_CHUNK_OVERLAP",
+            _int,
+            "tokens shared by consecutive chunks (below `KB_CHUNK_TOKENS`; at most half a chunk is "
+            "used)",
+            min=0,
+        ),
+    )
+    write_batch_size: int = field(
+        default=256,
+        metadata=spec(
+            "KB_WRITE_BATCH_SIZE",
+            _int,
+            "chunks embedded and written to Chroma together (capped by Chroma's batch limit)",
+            min=1,
+        ),
+    )
+    extract_timeout: float = field(
+        default=60.0,
+        metadata=spec(
+            "KB_EXTRACT_TIMEOUT",
+            _float,
+            "base seconds one file may take to extract, whatever its size",
+            above=0,
+        ),
+    )
+    extract_page_timeout: float = field(
+        default=2.0,
+        metadata=spec(
+            "KB_EXTRACT_PAGE_TIMEOUT",
+            _float,
+            "seconds added per PDF page (a 500-page filing gets 60 + 2 × 500 s); beyond the limit "
+            "a file is `failed: timed out`",
+            min=0,
+        ),
+    )
+    max_file_bytes: int = field(
+        default=200 * 1024 * 1024,
+        metadata=spec("KB_MAX_FILE_BYTES", _int, "larger files are `skipped: too large`", min=1),
+    )
     # Retrieval and answering
-    search_mode: SearchMode = "hybrid"
-    search_k: int = 5
-    max_documents: int = 5
-    max_request_pages: int = 30
-    pdf_window_pages: int = 5
-    max_request_tokens: int = 150_000
-    pdf_part_max_bytes: int = 30 * 1024 * 1024
+    search_mode: SearchMode = field(
+        default="hybrid",
+        metadata=spec("KB_SEARCH_MODE", _text, "`dense`, `bm25` or `hybrid`", check=_search_mode),
+    )
+    search_k: int = field(
+        default=5, metadata=spec("KB_SEARCH_K", _int, "documents returned by search", min=1)
+    )
+    max_documents: int = field(
+        default=5,
+        metadata=spec(
+            "KB_MAX_DOCUMENTS",
+            _int,
+            "documents attached to a question (and the largest `max_documents` the API accepts)",
+            min=1,
+        ),
+    )
+    pdf_window_pages: int = field(
+        default=5,
+        metadata=spec(
+            "KB_PDF_WINDOW_PAGES",
+            _int,
+            "a PDF longer than this is stored as page windows of this many pages, each its own "
+            "file; a question sends the windows that hold its best passages. Changing it moves "
+            "stored PDFs to the new windows on `kb files sync` or their next question, without "
+            "re-embedding",
+            min=1,
+        ),
+    )
+    max_request_pages: int = field(
+        default=30,
+        metadata=spec(
+            "KB_MAX_REQUEST_PAGES",
+            _int,
+            "PDF pages one question may send to Claude (at least one window; the Messages API "
+            "takes at most 100 per request)",
+            min=1,
+        ),
+    )
+    max_request_tokens: int = field(
+        default=150_000,
+        metadata=spec(
+            "KB_MAX_REQUEST_TOKENS",
+            _int,
+            "estimated input-token budget of one question (2,000 per PDF page); must hold one "
+            "window",
+            min=1,
+        ),
+    )
+    pdf_part_max_bytes: int = field(
+        default=30 * 1024 * 1024,
+        metadata=spec(
+            "KB_PDF_PART_MAX_BYTES",
+            _int,
+            "a window of a PDF larger than this is halved until it fits",
+            min=1,
+        ),
+    )
     # Anthropic
-    anthropic_api_key: str | None = field(default=None, repr=False)
-    anthropic_base_url: str | None = None
-    claude_model: str = DEFAULT_CLAUDE_MODEL
-    max_output_tokens: int = 1024
-    upload_timeout: float = 120.0
-    price_table: str = ""  # "model=input,output,cache_write,cache_read;..." USD per million tokens
+    anthropic_api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata=spec(
+            "ANTHROPIC_API_KEY", _text, "switches on the Files API store and Claude answers"
+        ),
+    )
+    anthropic_base_url: str | None = field(
+        default=None,
+        metadata=spec(
+            "ANTHROPIC_BASE_URL",
+            _text,
+            "another implementation of the Anthropic API (`http(s)://host[:port]`)",
+            check=_url,
+        ),
+    )
+    claude_model: str = field(
+        default=DEFAULT_CLAUDE_MODEL,
+        metadata=spec("KB_CLAUDE_MODEL", _text, "model for answers", check=_not_empty),
+    )
+    max_output_tokens: int = field(
+        default=1024, metadata=spec("KB_MAX_OUTPUT_TOKENS", _int, "answer length limit", min=1)
+    )
+    upload_timeout: float = field(
+        default=120.0,
+        metadata=spec("KB_UPLOAD_TIMEOUT", _float, "seconds per Files API upload", above=0),
+    )
+    price_table: PriceTable = field(
+        default=PriceTable(),
+        metadata=spec(
+            "KB_PRICE_TABLE",
+            parse_price_table,
+            "cost estimate prices that override or extend the built-in table (`kb/pricing.py`): "
+            "`model=input,output,cache_write,cache_read;...` in USD per million tokens",
+            shown="built in",
+        ),
+    )
     # API
-    host: str = "127.0.0.1"
-    port: int = 8000
-    api_keys: tuple[str, ...] = field(default=(), repr=False)
-    max_question_chars: int = 2000
-    max_k: int = 50
-    max_upload_bytes: int = 100 * 1024 * 1024
+    host: str = field(
+        default="127.0.0.1",
+        metadata=spec(
+            "KB_HOST", _text, "address `kb serve` listens on (`--host` overrides)", check=_not_empty
+        ),
+    )
+    port: int = field(
+        default=8000,
+        metadata=spec(
+            "KB_PORT", _int, "port `kb serve` listens on (`--port` overrides)", min=1, max=65535
+        ),
+    )
+    api_keys: tuple[str, ...] = field(
+        default=(),
+        repr=False,
+        metadata=spec("KB_API_KEYS", _list, "comma-separated bearer keys for the API"),
+    )
+    max_question_chars: int = field(
+        default=2000,
+        metadata=spec(
+            "KB_MAX_QUESTION_CHARS", _int, "longest question the API accepts (400 beyond)", min=1
+        ),
+    )
+    max_k: int = field(
+        default=50,
+        metadata=spec(
+            "KB_MAX_K",
+            _int,
+            "largest `k` the API's `/v1/search` accepts; also the candidates searched when "
+            "`/v1/ask` has filters",
+            min=1,
+        ),
+    )
+    max_upload_bytes: int = field(
+        default=100 * 1024 * 1024,
+        metadata=spec(
+            "KB_MAX_UPLOAD_BYTES",
+            _int,
+            "largest upload accepted by `POST /v1/documents` (413 beyond)",
+            min=1,
+        ),
+    )
 
     def __post_init__(self) -> None:
-        if self.search_mode not in SEARCH_MODES:
-            raise ConfigError(f"KB_SEARCH_MODE={self.search_mode!r}: use dense, bm25 or hybrid")
-        if not 0 <= self.chunk_overlap < self.chunk_tokens:
-            raise ConfigError(
-                f"KB_CHUNK_OVERLAP={self.chunk_overlap} must be below KB_CHUNK_TOKENS="
-                f"{self.chunk_tokens}"
-            )
-        for name in (
-            "embed_batch_size",
-            "write_batch_size",
-            "search_k",
-            "max_documents",
-            "max_request_pages",
-            "pdf_window_pages",
-            "max_k",
-            "max_question_chars",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"KB_{name.upper()} must be at least 1")
-        self._check_window_fits()
+        problems = [p for name, s in specs().items() if (p := s.problem(getattr(self, name)))]
+        if not problems:  # the checks across fields assume each field is valid
+            problems = [*self._overlap_problems(), *self._window_problems()]
+        if problems:
+            raise ConfigError("; ".join(problems))
 
-    def _check_window_fits(self) -> None:
+    def _overlap_problems(self) -> list[str]:
+        if self.chunk_overlap < self.chunk_tokens:
+            return []
+        return [
+            f"KB_CHUNK_OVERLAP={self.chunk_overlap} must be below KB_CHUNK_TOKENS="
+            f"{self.chunk_tokens}"
+        ]
+
+    def _window_problems(self) -> list[str]:
         """One page window must always fit a question's budget, so that a question whose
         retrieval found something never sends nothing."""
         from kb.anthropic.request import OVERHEAD_TOKENS, PDF_PAGE_TOKENS
 
         if self.pdf_window_pages > self.max_request_pages:
-            raise ConfigError(
+            return [
                 f"KB_PDF_WINDOW_PAGES={self.pdf_window_pages} must not exceed "
                 f"KB_MAX_REQUEST_PAGES={self.max_request_pages}"
-            )
+            ]
         needed = self.pdf_window_pages * PDF_PAGE_TOKENS + OVERHEAD_TOKENS
         needed += self.max_question_chars // 2
         if needed > self.max_request_tokens:
-            raise ConfigError(
+            return [
                 f"KB_MAX_REQUEST_TOKENS={self.max_request_tokens} is too small for one window of "
                 f"KB_PDF_WINDOW_PAGES={self.pdf_window_pages} pages (about {needed} tokens at "
                 f"{PDF_PAGE_TOKENS} per page and a KB_MAX_QUESTION_CHARS question)"
-            )
+            ]
+        return []
 
     @property
     def chroma_dir(self) -> Path:
@@ -117,7 +438,8 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
     ) -> Settings:
-        """Read settings from `environ` (default: the process environment) over `env_file`."""
+        """Read settings from `environ` (default: the process environment) over `env_file`.
+        Every variable is parsed and checked; all problems are reported in one ConfigError."""
         values: dict[str, str] = {}
         if env_file is not None and Path(env_file).is_file():
             from dotenv import dotenv_values
@@ -129,31 +451,55 @@ class Settings:
     @classmethod
     def _from_mapping(cls, env: Mapping[str, str]) -> Settings:
         kwargs: dict[str, object] = {}
-        for f in dataclasses.fields(cls):
-            raw = env.get(_ENV_NAMES.get(f.name, "KB_" + f.name.upper()))
-            if raw is None or raw == "":
+        problems: list[str] = []
+        for name, s in specs().items():
+            raw = (env.get(s.env) or "").strip()
+            if not raw:
                 continue
-            kwargs[f.name] = _parse(f.name, str(f.type), raw)
+            try:
+                value = s.parse(raw)
+            except ConfigError as exc:  # already names the variable and the bad part
+                problems.append(exc.message)
+            except ValueError as exc:
+                problems.append(f"{s.env}={raw!r} {exc}")
+            else:
+                if problem := s.problem(value):
+                    problems.append(problem)
+                kwargs[name] = value
+        if problems:
+            raise ConfigError("; ".join(problems))
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
-_ENV_NAMES = {
-    "anthropic_api_key": "ANTHROPIC_API_KEY",
-    "anthropic_base_url": "ANTHROPIC_BASE_URL",
-}
+# Variables read outside Settings (before settings load); listed here so the README documents
+# every variable in one table: (variable, default, meaning).
+OTHER_VARIABLES = (
+    (
+        "KB_DEBUG",
+        "unset",
+        "any value: CLI errors show their stack trace instead of one `kb: <message>` line",
+    ),
+)
 
 
-def _parse(name: str, type_name: str, raw: str) -> object:
-    env_name = _ENV_NAMES.get(name, "KB_" + name.upper())
-    try:
-        if "Path" in type_name:
-            return Path(raw).expanduser()
-        if type_name.startswith("int"):
-            return int(raw)
-        if type_name.startswith("float"):
-            return float(raw)
-        if type_name.startswith("tuple"):
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{env_name}={raw!r} is not a valid {type_name}") from exc
-    return raw
+def specs() -> dict[str, Spec]:
+    """Every setting's spec by attribute name, in field order."""
+    return {f.name: f.metadata["spec"] for f in dataclasses.fields(Settings)}
+
+
+def settings_table() -> str:
+    """The README's settings table (markdown), generated from the specs above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        s: Spec = f.metadata["spec"]
+        rows.append(f"| `{s.env}` | {s.shown or _shown(f.default)} | {s.doc} |")
+    rows += [f"| `{env}` | {shown} | {doc} |" for env, shown, doc in OTHER_VARIABLES]
+    return "\n".join(rows) + "\n"
+
+
+def _shown(default: object) -> str:
+    if default is None or default == ():
+        return "unset"
+    if isinstance(default, float) and default.is_integer():
+        default = int(default)
+    return f"`{default}`"
