@@ -8,8 +8,6 @@ checked against the limit from `Content-Length` before reading and again while s
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -19,10 +17,10 @@ from litestar import Request
 from multipart import MultipartError, MultipartSegment, ParserLimitReached, PushMultipartParser
 
 from kb.errors import InvalidInput, TooLarge, UnsupportedType
+from kb.files import clean_filename
 
 MAX_FILES = 100
 _FLUSH_BYTES = 1024 * 1024
-_UNSAFE = re.compile(r"[^\w.\-+() ]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +32,7 @@ class ReceivedFile:
 
 def safe_basename(filename: str | None, fallback: str = "upload") -> str:
     """The last path component of an untrusted filename, with only harmless characters."""
-    name = unicodedata.normalize("NFC", filename or "").replace("\\", "/").split("/")[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = _UNSAFE.sub("_", name).strip(" .")
-    if not name or set(name) <= {"_", "."}:
-        return fallback
-    if len(name) > 150:
-        stem, dot, ext = name.rpartition(".")
-        name = (stem[: 150 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 16 else name[:150]
-    return name
+    return clean_filename(filename, fallback=fallback)
 
 
 def multipart_boundary(content_type: str | None) -> str:

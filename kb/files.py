@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,26 @@ from typing import Protocol
 from kb.errors import NotFound
 
 PartKey = int | str
+NAME_BYTES = 150  # a cleaned file name's length in UTF-8 bytes: file systems allow 255
+_UNSAFE = re.compile(r"[^\w.\-+() ]+")
+
+
+def clean_filename(name: str | None, *, limit: int = NAME_BYTES, fallback: str = "file") -> str:
+    """The last path component of an untrusted file name, with only harmless characters
+    (letters, digits, `.-+()`, spaces; each run of others becomes `_`), at most `limit` UTF-8
+    bytes with its extension kept; `fallback` when nothing is left. `../../etc/passwd` becomes
+    `passwd`."""
+    name = unicodedata.normalize("NFC", name or "").replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = _UNSAFE.sub("_", name).strip(" .")
+    if not name or set(name) <= {"_", "."}:
+        return fallback
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    ext = dot + ext if stem and len(ext.encode()) <= 16 else ""
+    room = limit - len(ext.encode())
+    return name.encode()[:room].decode(errors="ignore") + ext
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,12 @@ place where files are uploaded again, synced and collected.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
-from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from kb.blobs import BlobStore
 from kb.errors import NotFound
-from kb.files import FileStore, PartKey, StoredFile
+from kb.files import FileStore, PartKey, StoredFile, clean_filename
 from kb.pdf import open_pdf, part_bytes, plan_windows
 from kb.types import DocKind, Document, Part, RemoteFile
 
@@ -25,13 +23,10 @@ if TYPE_CHECKING:
     from kb.index import Index
     from kb.settings import Settings
 
-_UNSAFE = re.compile(r'[<>:"|?*\\/\x00-\x1f]+')
-
 
 def part_filename(doc: Document, index: int) -> str:
     """A safe remote name: the source's base name, with the page range for split PDFs."""
-    name = PurePath(doc.source.removeprefix("upload:")).name or doc.id[:12]
-    name = _UNSAFE.sub("_", name)[:150]
+    name = clean_filename(doc.source.removeprefix("upload:"), fallback=doc.id[:12])
     if len(doc.parts) > 1:
         part = doc.parts[index]
         stem, dot, ext = name.rpartition(".")

@@ -17,7 +17,6 @@ Every upload names its type explicitly (document blocks take only `application/p
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from kb.anthropic.errors import to_kb_error
 from kb.errors import InvalidInput, KBError
-from kb.files import PartKey, StoredFile, owns, remote_filename
+from kb.files import PartKey, StoredFile, clean_filename, owns, remote_filename
 
 if TYPE_CHECKING:
     import anthropic
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 
 UPLOAD_ATTEMPTS = 3
 MAX_NAME = 255
-_FORBIDDEN = re.compile(r'[<>:"|?*\\/\x00-\x1f\x7f]')
 DOCUMENT_TYPES = ("application/pdf", "text/plain")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _ALIASES = {
@@ -64,15 +62,8 @@ def upload_mime(mime_type: str, filename: str = "") -> str:
 def safe_name(kb_name: str, doc_id: str, part: PartKey, filename: str) -> str:
     """The remote name: hash prefix + basename, 1-255 characters, none of the forbidden
     `<>:"|?*\\/` or control characters. A long name keeps its extension."""
-    base = re.split(r"[\\/]", filename)[-1].strip() or "file"
-    base = _FORBIDDEN.sub("_", base)
     prefix = remote_filename(kb_name, doc_id, part, "")
-    room = MAX_NAME - len(prefix)
-    if len(base) > room:
-        stem, dot, ext = base.rpartition(".")
-        ext = dot + ext if stem and len(ext) <= 10 else ""
-        base = base[: room - len(ext)] + ext
-    return prefix + base
+    return prefix + clean_filename(filename, limit=MAX_NAME - len(prefix))
 
 
 def _retryable(exc: Exception) -> bool:

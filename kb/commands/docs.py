@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb import cli as kb_cli
 from kb.cli import print_json, print_table
 from kb.errors import InvalidInput, NotFound
 from kb.types import Document
+
+if TYPE_CHECKING:
+    from kb.service import KnowledgeBase
 
 
 def register(sub: Any) -> None:
@@ -39,7 +42,7 @@ def register(sub: Any) -> None:
     rm.set_defaults(func=run_rm)
 
 
-def resolve(kb: Any, prefix: str) -> Document:
+def resolve(kb: KnowledgeBase, prefix: str) -> Document:
     """A document by full id or unique prefix (at least 6 characters)."""
     if len(prefix) < 6:
         raise InvalidInput(f"document id {prefix!r} is too short: give at least 6 characters")
