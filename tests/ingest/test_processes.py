@@ -93,15 +93,19 @@ def test_a_long_pdf_gets_time_per_page_beyond_the_base(tmp_path: Path, long_pdf:
 
 
 @pytest.mark.parametrize(
-    ("per_page", "limit"),
-    [(0.0, "1s (1s + 0s × 600 pages)"), (0.001, "1.6s (1s + 0.001s × 600 pages)")],
+    ("base", "per_page", "limit"),
+    [
+        (1.0, 0.0, "1s (1s + 0s × 600 pages)"),
+        # well under the 1 s the case above proves too little, on a fast machine too
+        (0.5, 0.0005, "0.8s (0.5s + 0.0005s × 600 pages)"),
+    ],
 )
 def test_a_long_pdf_beyond_base_plus_its_pages_times_out(
-    tmp_path: Path, long_pdf: Path, per_page: float, limit: str
+    tmp_path: Path, long_pdf: Path, base: float, per_page: float, limit: str
 ) -> None:
     good = tmp_path / "good.txt"
     good.write_text("Fine text.\n")
-    with warm_extractor(tmp_path, base=1.0, per_page=per_page) as extractor:
+    with warm_extractor(tmp_path, base=base, per_page=per_page) as extractor:
         with pytest.raises(ExtractionError) as caught:
             extractor.extract(long_pdf)
         assert caught.value.reason == "timed out"
