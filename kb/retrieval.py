@@ -39,7 +39,7 @@ DENSE_WEIGHT = 0.5
 PAGE_CANDIDATES = 50  # chunks of one document read by the second pass, per mode
 DOC_SHARE = 0.5  # how much of a chunk's score is its document's
 CHUNKS_PER_DOC = 3  # chunks per document a search shows
-QUESTION_CHUNKS = 8  # chunks per document a question reads: each may bring its page window
+QUESTION_CHUNKS = 16  # chunks per document a question reads: each may bring its page window
 PAGE_DENSE_WEIGHT = 0.5  # the fusion weight of dense inside one document
 
 _Scores = dict[str, float]

@@ -261,7 +261,7 @@ class Settings:
         ),
     )
     pdf_window_pages: int = field(
-        default=5,
+        default=3,
         metadata=spec(
             "KB_PDF_WINDOW_PAGES",
             _int,
