@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: the stand-in is in standin/
-    sys.path.insert(0, str(ROOT))
+# Run as a script: the repository first (the stand-in is in standin/, and bench/ingest.py
+# must not shadow the ingest package).
+sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "financebench_dev"
 STANDIN_FILES = "standin-files.pickle"

@@ -20,8 +20,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: the stand-in is in standin/
-    sys.path.insert(0, str(ROOT))
+# Run as a script: the repository first (the stand-in is in standin/, and bench/ingest.py
+# must not shadow the ingest package).
+sys.path.insert(0, str(ROOT))
 
 SIZES = "10k,100k,1m,5m,20m"
 QUESTION = "What colour is the lighthouse tower?"
