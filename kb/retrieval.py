@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kb.errors import InvalidInput
 from kb.lexical import LexicalIndex
-from kb.types import SEARCH_MODES, ChunkHit, DocumentHit, SearchMode
+from kb.types import SEARCH_MODES, Chunk, ChunkHit, DocumentHit, SearchMode
 
 if TYPE_CHECKING:
     from kb.embedding import Embedder
@@ -41,6 +41,7 @@ DOC_SHARE = 0.5  # how much of a chunk's score is its document's
 CHUNKS_PER_DOC = 3  # chunks per document a search shows
 QUESTION_CHUNKS = 16  # chunks per document a question reads: each may bring its page window
 PAGE_DENSE_WEIGHT = 0.5  # the fusion weight of dense inside one document
+PAGE_POOL = 0.5  # a page's score: its best chunk's plus this share of its second best's
 
 _Scores = dict[str, float]
 
@@ -112,7 +113,7 @@ class Retriever:
         it out), so its chunks are searched again alone, both modes fused within the document.
         A chunk's score is its document's score scaled by its place inside the document
         (`DOC_SHARE` of it for the document's weakest candidate, all of it for the best), so
-        chunks compare across documents."""
+        chunks compare across documents. In a PDF the pages are ranked (`_best_per_page`)."""
         doc_id = hit.document.id
         dense = (
             self.index.query(vector, PAGE_CANDIDATES, doc_id=doc_id) if vector is not None else []
@@ -127,13 +128,16 @@ class Retriever:
         if not within:
             return hit
         chunks = {h.chunk.id: h.chunk for h in [*dense, *lexical]}
-        ranked = sorted(within, key=lambda c: (-within[c], c))[:chunks_per_doc]
+        if hit.document.kind == "pdf":
+            ranked = _best_per_page(within, chunks)[:chunks_per_doc]
+        else:
+            ranked = sorted(within.items(), key=lambda t: (-t[1], t[0]))[:chunks_per_doc]
         return DocumentHit(
             hit.document,
             hit.score,
             tuple(
-                ChunkHit(chunks[c], hit.score * (DOC_SHARE + (1 - DOC_SHARE) * within[c]))
-                for c in ranked
+                ChunkHit(chunks[c], hit.score * (DOC_SHARE + (1 - DOC_SHARE) * score))
+                for c, score in ranked
             ),
         )
 
@@ -163,6 +167,23 @@ class Retriever:
             if len(out) == k:
                 break
         return out
+
+
+def _best_per_page(within: _Scores, chunks: dict[str, Chunk]) -> list[tuple[str, float]]:
+    """The best chunk of each page with its page's score (the best page's is 1), best first.
+    A page scores its best chunk plus `PAGE_POOL` of its second best: a page where two passages
+    match (a statement's heading and its row) is likelier the page than one with a single
+    match. One chunk per page: the pages, not one page's passages, compete for the places."""
+    by_page: dict[int, list[tuple[float, str]]] = {}
+    for chunk_id, score in within.items():
+        by_page.setdefault(chunks[chunk_id].page_start, []).append((score, chunk_id))
+    pages: list[tuple[str, float]] = []
+    for found in by_page.values():
+        found.sort(key=lambda t: (-t[0], t[1]))
+        second = found[1][0] if len(found) > 1 else 0.0
+        pages.append((found[0][1], found[0][0] + PAGE_POOL * second))
+    top = max((score for _, score in pages), default=0.0) or 1.0
+    return sorted(((c, score / top) for c, score in pages), key=lambda t: (-t[1], t[0]))
 
 
 def _validate(query: str, k: int, mode: str, chunks_per_doc: int) -> None:

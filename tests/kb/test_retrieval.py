@@ -142,3 +142,31 @@ def test_second_pass_ranks_a_documents_own_chunks(
     assert len(second.chunks) == 4 and {c.chunk.doc_id for c in second.chunks} == {manual.id}
     scores = [c.score for c in second.chunks]
     assert scores == sorted(scores, reverse=True) and all(0 < s <= 0.8 for s in scores)
+
+
+def test_pages_of_a_pdf_compete_one_chunk_each_and_two_matches_outweigh_one() -> None:
+    from kb.retrieval import PAGE_POOL, _best_per_page
+    from kb.types import Chunk
+
+    def chunk(n: int, page: int) -> Chunk:
+        return Chunk("d", 0, n, f"text {n}", page, page)
+
+    chunks = {c.id: c for c in [chunk(0, 3), chunk(1, 3), chunk(2, 7), chunk(3, 9), chunk(4, 9)]}
+    within = {"d:0:0": 0.9, "d:0:1": 0.8, "d:0:2": 1.0, "d:0:3": 0.7, "d:0:4": 0.1}
+    ranked = _best_per_page(within, chunks)
+    assert [chunks[c].page_start for c, _ in ranked] == [3, 7, 9]  # 0.9 + 0.4 beats 1.0 alone
+    assert [c for c, _ in ranked] == ["d:0:0", "d:0:2", "d:0:3"]  # each page's best chunk
+    assert ranked[0][1] == 1.0
+    assert ranked[1][1] == pytest.approx(1.0 / (0.9 + PAGE_POOL * 0.8))
+
+
+def test_a_text_document_keeps_several_chunks_of_its_one_page(kb: Any) -> None:
+    long_note = kb.folder / "long.txt"
+    long_note.write_text(" ".join(f"Pump note {n}: the impeller wears." for n in range(200)))
+    ingest_paths(kb, [long_note])
+    (hit,) = [
+        h
+        for h in kb.retriever.search("impeller wears", k=6)
+        if h.document.kind == "text" and h.document.title == "long"
+    ]
+    assert len(hit.chunks) == 3 and {c.chunk.page_start for c in hit.chunks} == {1}
