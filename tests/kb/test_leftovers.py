@@ -1,10 +1,11 @@
 """What a crash leaves behind never breaks a command, and is cleaned once old enough: a stored
-file without its `.meta`, local copies no document uses."""
+file without its `.meta`, local copies no document uses, BM25 temp folders."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from ingest import ingest_paths
 from kb.blobs import GC_GRACE_SECONDS, BlobStore
 from kb.cli import main
 from kb.files import LocalFileStore
+from kb.lexical import STALE_TEMP_SECONDS, LexicalIndex
 from kb.service import open_kb
 
 OLD = 2 * 3600  # seconds: older than every threshold here
@@ -138,3 +140,33 @@ def test_copies_of_another_knowledge_base_in_the_same_data_dir_are_kept(
         assert kb.index.count() == 0
         assert kb.collect_copies() == []
         assert kb.blobs.has(result.doc_id or "")
+
+
+# -- BM25 temp folders --------------------------------------------------------------------------
+
+
+def test_bm25_saves_in_temp_folders_of_their_own_and_removes_stale_ones(
+    knowledge_base: Any, tmp_path: Path
+) -> None:
+    kb = knowledge_base
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tides.txt").write_text("Spring tides in the harbour reach four metres.\n")
+    ingest_paths(kb, [docs])
+    lexical = LexicalIndex(kb.index, kb.settings)
+    root = kb.settings.data_dir / "bm25" / kb.settings.kb_name
+    target = lexical._dir(kb.index.generation())
+    assert target is not None
+    # Another worker's save in progress, under the name this thread would once have used.
+    busy = root / f".tmp-{target.name}-{threading.get_ident()}"
+    busy.mkdir(parents=True)
+    (busy / "params.index.json").write_text("{}")
+    stale = root / ".tmp-0123456789abcdef01234567-1234"  # a killed worker's
+    stale.mkdir()
+    (stale / "vocab.index.json").write_text("{}")
+    age(stale, STALE_TEMP_SECONDS + 60)
+
+    assert lexical.search("harbour tides", 1)
+    assert sorted(p.name for p in root.iterdir()) == sorted([target.name, busy.name])
+    assert (busy / "params.index.json").read_text() == "{}"
+    assert LexicalIndex(kb.index, kb.settings)._load(kb.index.generation()) is not None
