@@ -2,12 +2,14 @@
 
 The knowledge base (embedding model, Chroma client, Anthropic client) is opened once per
 process in the lifespan and closed on shutdown; handlers get it through the `kb` dependency.
+The lifespan first removes upload temp dirs a killed server left (`api.uploads`).
 Every `/v1` route goes through the API-key guard; `/health`, `/ready` and the OpenAPI schema
 and docs (`/schema`, `/schema/swagger`) do not.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,11 +28,13 @@ from api.controllers.health import HealthController
 from api.controllers.search import SearchController
 from api.deps import provide_kb
 from api.errors import EXCEPTION_HANDLERS, add_request_id_header, request_log_middleware
+from api.uploads import remove_stale_upload_dirs
 from kb.embedding import Embedder
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 
 API_VERSION = "0.1.0"
+log = logging.getLogger("kb.api")
 
 
 def create_app(
@@ -45,6 +49,9 @@ def create_app(
         def _open() -> KnowledgeBase:
             return open_kb(settings, embedder=embedder, anthropic_client=anthropic_client)
 
+        stale = await anyio.to_thread.run_sync(remove_stale_upload_dirs, settings.data_dir)
+        if stale:
+            log.info("removed %d upload temp dir(s) a stopped server left", len(stale))
         kb = await anyio.to_thread.run_sync(_open)
         app.state.kb = kb
         try:

@@ -4,10 +4,19 @@ The raw ASGI body is fed to `multipart.PushMultipartParser` chunk by chunk; each
 written to its own file under the caller's temp dir, named from a sanitised basename of the
 client's filename (which is untrusted: `../../etc/passwd` becomes `passwd`). The byte count is
 checked against the limit from `Content-Length` before reading and again while streaming.
+
+Each request's temp dir (`data_dir/tmp/upload-*`) is removed when the request ends; the ones a
+killed server left behind are removed when a server starts (`remove_stale_upload_dirs`), once
+nothing in them changed for `STALE_UPLOAD_SECONDS`: a younger one may be a request another
+worker (`kb serve --workers N`) is serving right now.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +30,42 @@ from kb.files import clean_filename
 
 MAX_FILES = 100
 _FLUSH_BYTES = 1024 * 1024
+UPLOAD_PREFIX = "upload-"
+STALE_UPLOAD_SECONDS = 3600.0  # longer than any upload and its ingest take
+
+
+def upload_dir(data_dir: Path) -> Path:
+    """A new temp dir for one request's files, under `data_dir/tmp`."""
+    root = data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=root))
+
+
+def _last_change(directory: Path) -> float:
+    """When `directory` or a file in it last changed (a file being streamed keeps changing)."""
+    newest = directory.stat().st_mtime
+    for entry in directory.iterdir():
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+            newest = max(newest, entry.stat().st_mtime)
+    return newest
+
+
+def remove_stale_upload_dirs(
+    data_dir: Path, older_than: float = STALE_UPLOAD_SECONDS
+) -> list[Path]:
+    """Remove the temp dirs of requests a killed server never finished: those under
+    `data_dir/tmp` in which nothing changed for `older_than` seconds. Returns them."""
+    cutoff = time.time() - older_than
+    removed = []
+    for directory in sorted((data_dir / "tmp").glob(f"{UPLOAD_PREFIX}*")):
+        try:
+            stale = directory.is_dir() and _last_change(directory) <= cutoff
+        except OSError:  # removed meanwhile by the request that made it
+            continue
+        if stale:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,16 +6,26 @@ So a long healthy PDF finishes on a busy machine, while a file that hangs or cra
 costs its own status (`failed: timed out ...`), never the run: the child is killed and a fresh
 one takes the next file. The child is a plain `python -m ingest.extractor` (not
 multiprocessing), so it never re-runs the caller's script.
+
+The child never outlives its parent, and it keeps a time limit of its own: on Linux the kernel
+kills it when the thread that started it ends (`PR_SET_PDEATHSIG`, so an `Extractor` is used
+from the thread that starts it), and everywhere a watchdog thread in the child exits when its
+parent is gone, or when one file runs `CHILD_GRACE` seconds past the limit the parent sent
+with it (a parent that is stuck, or killed before it could kill the child).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +34,9 @@ from kb.errors import ExtractionError
 from kb.types import Extraction
 
 _HEADER = struct.Struct("!I")
+CHILD_GRACE = 3.0  # seconds past the parent's limit before the child gives up by itself
+_WATCH_EVERY = 0.2  # seconds between the watchdog's looks at the parent and the clock
+_PR_SET_PDEATHSIG = 1
 
 
 def _send(stream: IO[bytes], value: Any) -> None:
@@ -49,28 +62,84 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(_read_exactly(stream, size))
 
 
-def serve() -> None:
-    """The child: read paths on stdin; per path, answer on stdout with ("pages", n) for a PDF,
-    then one of ("done", Extraction) or ("failed", (reason, message))."""
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGKILL when the parent (the thread that started this
+    process) ends; elsewhere, or if the call fails, the watchdog alone does it."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class _Watchdog(threading.Thread):
+    """Exits the child when its parent is gone, or when the file at hand runs `CHILD_GRACE`
+    seconds past the limit the parent gave it. `os._exit`: no clean-up that could hang."""
+
+    def __init__(self, parent: int) -> None:
+        super().__init__(name="kb-extract-watchdog", daemon=True)
+        self.parent = parent
+        self._lock = threading.Lock()
+        self._since: float | None = None  # when the file at hand arrived
+        self._timeout = self._page_timeout = self._limit = 0.0
+
+    def begin(self, timeout: float, page_timeout: float) -> None:
+        with self._lock:
+            self._since = time.monotonic()
+            self._timeout, self._page_timeout, self._limit = timeout, page_timeout, timeout
+
+    def pages(self, count: int) -> None:
+        """The file's page count is known: its limit grows as the parent's does."""
+        with self._lock:
+            self._limit = self._timeout + self._page_timeout * count
+
+    def end(self) -> None:
+        with self._lock:
+            self._since = None
+
+    def overdue(self) -> bool:
+        with self._lock:
+            since, limit = self._since, self._limit
+        return since is not None and time.monotonic() - since > limit + CHILD_GRACE
+
+    def run(self) -> None:
+        while True:
+            if os.getppid() != self.parent or self.overdue():
+                os._exit(1)
+            time.sleep(_WATCH_EVERY)
+
+
+def serve(parent: int) -> None:
+    """The child of process `parent`: read (path, timeout, page_timeout) requests on stdin; per
+    path, answer on stdout with ("pages", n) for a PDF, then one of ("done", Extraction) or
+    ("failed", (reason, message))."""
+    _die_with_parent()
+    watchdog = _Watchdog(parent)
+    watchdog.start()  # also exits at once if the parent died before this process was ready
+
     from kb.extraction import extract
 
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints from parsers must not corrupt the channel
 
     def on_pages(count: int) -> None:
+        watchdog.pages(count)
         _send(replies, ("pages", count))
 
     while True:
         try:
-            path = _receive(requests)
+            path, timeout, page_timeout = _receive(requests)
         except EOFError:
             return
+        watchdog.begin(timeout, page_timeout)
         try:
             _send(replies, ("done", extract(Path(path), on_pages)))
         except ExtractionError as exc:
             _send(replies, ("failed", (exc.reason, exc.message)))
         except Exception as exc:  # any parser failure is this file's failure
             _send(replies, ("failed", ("unreadable", f"unreadable: {type(exc).__name__}: {exc}")))
+        finally:
+            watchdog.end()
 
 
 class Extractor:
@@ -86,7 +155,7 @@ class Extractor:
 
     def _start(self) -> subprocess.Popen[bytes]:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest.extractor"],
+            [sys.executable, "-m", "ingest.extractor", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -108,7 +177,7 @@ class Extractor:
         proc = self._proc or self._start()
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            _send(proc.stdin, str(path))
+            _send(proc.stdin, (str(path), self.timeout, self.page_timeout))
             sent = time.monotonic()
             limit, how = self.timeout, ""
             waiting = select.poll()  # not select(): it fails for descriptors past 1023
@@ -157,4 +226,4 @@ class Extractor:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())

@@ -4,6 +4,12 @@ Extraction runs ahead in a child process (with a time limit) and uploads run in 
 both overlap with embedding, which is the bottleneck. Chunks of several documents are embedded
 and written together; each document's record is committed only after its chunks and its upload,
 so an interrupted run leaves nothing that looks complete, and the next run finishes the job.
+
+One file never stops the run: a file that cannot be read, cut into parts or uploaded (a
+refusal, or the service timing out, failing or unreachable) gets `failed: <reason>`, its chunks
+are deleted and no record is written; the others go on. Once `UPSTREAM_STREAK` uploads in a
+row failed for want of the service (or one was refused kb's key), the rest of the run sends no
+more: each remaining new file fails at once with that reason, and the next run tries again.
 """
 
 from __future__ import annotations
@@ -26,7 +32,17 @@ from ingest.scan import scan
 from kb.blobs import sha256_file
 from kb.chunking import SPECIAL_TOKENS, chunk_pages, chunk_size_for
 from kb.context import document_context, join_context, page_headings
-from kb.errors import ExtractionError, InvalidInput, TooLarge, UnsupportedType, UpstreamRejected
+from kb.errors import (
+    ExtractionError,
+    InvalidInput,
+    KBError,
+    TooLarge,
+    UnsupportedType,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamRejected,
+)
 from kb.extraction import kind_of
 from kb.service import KnowledgeBase
 from kb.types import Chunk, Document, Extraction, FileResult, FileStatus
@@ -35,6 +51,8 @@ from kb.uploads import plan_parts
 Progress = Callable[[FileResult], None]
 SKIP_REASONS = ("unsupported type", "empty file")
 _LOOKAHEAD = 4
+UPSTREAM_STREAK = 3  # uploads failing in a row for want of the service before the rest wait
+_REJECTED = (TooLarge, InvalidInput, UnsupportedType, UpstreamRejected)
 
 
 @dataclass
@@ -112,7 +130,10 @@ def _prune(
         gone = [s for s in doc.sources if s.startswith(prefixes) and s not in seen]
         for source in gone:
             result = FileResult(source, "removed", doc_id=doc.id)
-            _drop_source(kb, doc.id, source)
+            try:
+                _drop_source(kb, doc.id, source)
+            except KBError as exc:  # e.g. its stored file could not be deleted: gc can
+                result = FileResult(source, "failed", f"not fully removed: {exc}", doc_id=doc.id)
             if progress:
                 progress(result)
             yield result
@@ -150,6 +171,8 @@ class _Run:
         self.uploads = ThreadPoolExecutor(2, thread_name_prefix="kb-upload")
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="kb-write")
         self.writing: Future[None] | None = None
+        self.upstream_streak = 0  # uploads failed in a row for want of the service
+        self.upstream_down: str | None = None  # why the rest of the run sends no uploads
 
     def run(self, items: list[tuple[Path, str]]) -> IngestReport:
         started = time.perf_counter()
@@ -242,7 +265,11 @@ class _Run:
         except ExtractionError as exc:
             status: FileStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
             return FileResult(source, status, exc.message, doc_id=doc_id)
-        self.kb.blobs.put_file(path, doc_id)
+        try:
+            self.kb.blobs.put_file(path, doc_id)
+        except OSError as exc:
+            reason = f"cannot keep a local copy: {exc.strerror or exc}"
+            return FileResult(source, "failed", reason, doc_id=doc_id)
         title = extraction.title
         if not title or title == path.stem:  # a file name, not a real title: the user's name
             title = PurePath(source.removeprefix("upload:")).stem
@@ -274,8 +301,19 @@ class _Run:
             by_id[doc.id] = doc
             self._replace(previous, source, doc, f"same content as {doc.sources[0]}")
             return
-        doc, chunks = self._build(doc_id, source, path, outcome.extraction)
-        upload = self.uploads.submit(self.kb.uploads.upload, doc)
+        with self.lock:
+            down = self.upstream_down
+        if down is not None:  # not embedded either: the next run does it with its upload
+            self._record(FileResult(source, "failed", down, doc_id=doc_id))
+            return
+        try:
+            doc, chunks = self._build(doc_id, source, path, outcome.extraction)
+        except (KBError, OSError) as exc:  # e.g. a PDF whose page windows cannot be planned
+            self._record(
+                FileResult(source, "failed", _failure(exc, "cannot prepare"), doc_id=doc_id)
+            )
+            return
+        upload = self.uploads.submit(self._upload, doc)
         pending = _Pending(doc, chunks, upload, [(source, previous)])
         self.batch.append(pending)
         self.seen[doc_id] = pending
@@ -347,22 +385,60 @@ class _Run:
         )
         return doc, chunks
 
+    def _upload(self, doc: Document) -> Document:
+        """Upload `doc`'s parts (in an upload thread), counting failures of the service: after
+        `UPSTREAM_STREAK` in a row, or kb's key refused once, later uploads are not sent."""
+        with self.lock:
+            down = self.upstream_down
+        if down is not None:
+            raise _NotSent(down)
+        try:
+            uploaded = self.kb.uploads.upload(doc)
+        except (UpstreamRejected, UpstreamNotFound):  # the service answered: about this file
+            self._upstream_answered()
+            raise
+        except UpstreamError as exc:
+            with self.lock:
+                self.upstream_streak += 1
+                if self.upstream_down is None and (
+                    isinstance(exc, UpstreamAuthError) or self.upstream_streak >= UPSTREAM_STREAK
+                ):
+                    self.upstream_down = f"not uploaded: earlier uploads failed ({exc})"
+            raise
+        self._upstream_answered()
+        return uploaded
+
+    def _upstream_answered(self) -> None:
+        with self.lock:
+            self.upstream_streak = 0
+
     def _write(self, batch: list[_Pending]) -> None:
-        """Embed a batch, write its chunks, then commit the records of its uploaded documents."""
+        """Embed a batch, write its chunks, then commit the records of its uploaded documents.
+        A document whose upload failed loses its chunks and gets no record."""
         self.kb.index.delete_chunks_of([p.doc.id for p in batch])  # leftovers of a crashed run
         chunks = [c for p in batch for c in p.chunks]
         self.kb.index.add_chunks(chunks, self.kb.embedder.embed([c.indexed_text for c in chunks]))
         self.report.embedded_chunks += len(chunks)
         ready: list[tuple[_Pending, Document]] = []
+        failed: list[tuple[_Pending, str]] = []
         for p in batch:
             try:
                 ready.append((p, p.upload.result()))
-            except (TooLarge, InvalidInput, UnsupportedType, UpstreamRejected) as exc:
-                self.kb.index.delete_chunks(p.doc.id)
-                with self.lock:
-                    p.state, p.reason = "failed", f"upload rejected: {exc}"
-                    for source, _ in p.sources:
-                        self._record(FileResult(source, "failed", p.reason, doc_id=p.doc.id))
+            except _REJECTED as exc:
+                failed.append((p, f"upload rejected: {exc}"))
+            except (KBError, OSError) as exc:  # this file's failure, never the run's end
+                failed.append((p, _failure(exc, "upload failed")))
+        if failed:
+            # Chunks are content-addressed: keep them if another process committed the same
+            # document meanwhile, since they are its chunks too.
+            ids = [p.doc.id for p, _ in failed]
+            taken = self.kb.index.get_many(ids)
+            self.kb.index.delete_chunks_of([i for i in ids if i not in taken])
+        for p, reason in failed:
+            with self.lock:
+                p.state, p.reason = "failed", reason
+                for source, _ in p.sources:
+                    self._record(FileResult(source, "failed", reason, doc_id=p.doc.id))
         with self.lock:
             docs = [
                 dataclasses.replace(uploaded, sources=tuple(s for s, _ in p.sources))
@@ -379,9 +455,15 @@ class _Run:
                 self._replace(previous, source, doc, "; ".join(doc.notes))
 
     def _replace(self, previous: list[Document], source: str, doc: Document, reason: str) -> None:
-        """`source` now belongs to the committed `doc`: drop it from older versions."""
+        """`source` now belongs to the committed `doc`: drop it from older versions. The new
+        version stands even when an older one cannot be fully removed (its stored files are
+        then left to `kb files gc`); the result says so."""
         for old in previous:
-            _drop_source(self.kb, old.id, source)
+            try:
+                _drop_source(self.kb, old.id, source)
+            except KBError as exc:
+                note = f"older version {old.id[:12]} not fully removed: {exc}"
+                reason = f"{reason}; {note}" if reason else note
         self._record(_result(source, "updated" if previous else "added", doc, reason))
 
     def _record(self, result: FileResult) -> None:
@@ -389,6 +471,20 @@ class _Run:
             self.report.results.append(result)
             if self.progress:
                 self.progress(result)
+
+
+class _NotSent(UpstreamError):
+    """An upload not sent because the service failed the ones before it."""
+
+
+def _failure(exc: KBError | OSError, what: str) -> str:
+    """A failed file's reason: a file that is not what it seemed (a PDF that cannot be cut into
+    parts or rewritten) its own message; anything else `<what>: <error>`."""
+    if isinstance(exc, ExtractionError | _NotSent):
+        return exc.message
+    if isinstance(exc, OSError):
+        return f"{what}: {exc.strerror or exc}"
+    return f"{what}: {exc}"
 
 
 def _result(source: str, status: FileStatus, doc: Document, reason: str = "") -> FileResult:

@@ -1,16 +1,28 @@
-"""Content-addressed copies of every original, so a file can be re-uploaded or split later."""
+"""Content-addressed copies of every original, so a file can be re-uploaded or split later.
+
+An ingest keeps its copy before it commits the record, so a killed ingest leaves copies that
+no document uses; `BlobStore.collect` removes them once they are `GC_GRACE_SECONDS` old (a
+copy an ingest in flight stored or found a moment ago is younger than that), with the temp
+files of copies a crash cut short.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
+import time
+from collections.abc import Container
 from pathlib import Path
 
 from kb.errors import NotFound
 
 _CHUNK = 1 << 20
+GC_GRACE_SECONDS = 3600.0  # how old an unreferenced copy or a temp file is before gc takes it
+_BLOB = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256_file(path: Path) -> str:
@@ -36,6 +48,8 @@ class BlobStore:
         doc_id = doc_id or sha256_file(src)
         dest = self.path(doc_id)
         if dest.is_file():
+            with contextlib.suppress(OSError):  # in use again: gc's grace counts from now
+                os.utime(dest)
             return doc_id
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
@@ -56,3 +70,29 @@ class BlobStore:
 
     def delete(self, doc_id: str) -> None:
         self.path(doc_id).unlink(missing_ok=True)
+
+    def collect(
+        self, keep: Container[str], *, grace: float = GC_GRACE_SECONDS, dry_run: bool = False
+    ) -> list[str]:
+        """Copies whose document id is not in `keep`, and temp files, unchanged for `grace`
+        seconds; deleted unless `dry_run`. Returns their names (document ids), oldest first.
+        Files this store did not make are left alone."""
+        cutoff = time.time() - grace
+        found: list[tuple[float, str, Path]] = []
+        for path in self.root.glob("*/*"):
+            name = path.name
+            if not (name.startswith(".tmp-") or (_BLOB.fullmatch(name) and name not in keep)):
+                continue
+            try:
+                changed = path.stat().st_mtime
+            except FileNotFoundError:  # deleted meanwhile
+                continue
+            if changed <= cutoff and path.is_file():
+                found.append((changed, name, path))
+        found.sort()
+        if not dry_run:
+            for _, _, path in found:
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime <= cutoff:  # not taken up again meanwhile
+                        path.unlink()
+        return [name for _, name, _ in found]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,8 +83,34 @@ class FileStore(Protocol):
         ...
 
 
+def _write_atomically(target: Path, data: bytes) -> None:
+    """`target` holds all of `data` or stays as it was: written under a temp name of its own
+    (two processes storing one part never share one), then renamed."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_meta(meta: Path) -> tuple[str, str]:
+    """(remote name, type) from a `.meta` file; blanks when it is missing or unreadable (a
+    crash between a file and its `.meta`), so listing and gc go on."""
+    try:
+        lines = meta.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return "", ""
+    filename, mime_type = [*lines, "", ""][:2]
+    return filename, mime_type
+
+
 class LocalFileStore:
-    """The offline default: parts are kept as files under the data dir; ids are `local-...`."""
+    """The offline default: parts are kept as files under the data dir; ids are `local-...`.
+    Each has a `.meta` beside it (remote name, type), written after the file: a file whose
+    `.meta` is missing or broken is listed with blanks, and its next upload writes it again."""
 
     name = "local"
 
@@ -99,14 +126,13 @@ class LocalFileStore:
     def upload(self, doc_id: str, part: PartKey, filename: str, mime_type: str, data: bytes) -> str:
         file_id = f"local-{doc_id[:32]}-p{part}"
         path = self._path(file_id)
+        meta = path.with_suffix(".meta")
         if not path.is_file():
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-            path.with_suffix(".meta").write_text(
-                f"{remote_filename(self.kb_name, doc_id, part, filename)}\n{mime_type}\n"
-            )
+            _write_atomically(path, data)
+        if not meta.is_file():
+            name = remote_filename(self.kb_name, doc_id, part, filename)
+            _write_atomically(meta, f"{name}\n{mime_type}\n".encode())
         return file_id
 
     def exists(self, file_id: str) -> bool:
@@ -123,6 +149,9 @@ class LocalFileStore:
         for path in sorted(self.root.glob("local-*")):
             if path.suffix:
                 continue
-            meta = path.with_suffix(".meta")
-            filename, mime_type = ([*meta.read_text().splitlines(), "", ""])[:2]
-            yield StoredFile(path.name, filename, mime_type, path.stat().st_size)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:  # deleted meanwhile (a gc in another process)
+                continue
+            filename, mime_type = _read_meta(path.with_suffix(".meta"))
+            yield StoredFile(path.name, filename, mime_type, size)

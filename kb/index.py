@@ -247,6 +247,24 @@ class Index:
         found.sort(key=lambda d: (d.source, d.id))
         return found[offset : None if limit is None else offset + limit]
 
+    def ids_of_every_knowledge_base(self) -> set[str]:
+        """The document ids of every knowledge base in this Chroma (each `<name>_documents`
+        collection), not only this one's: knowledge bases in one data dir share its copies."""
+        ids: set[str] = set()
+        for collection in self.client.list_collections():
+            name = collection if isinstance(collection, str) else collection.name
+            if not name.endswith("_documents"):
+                continue
+            docs = self.client.get_collection(name, embedding_function=None)
+            offset = 0
+            while True:
+                got = docs.get(include=[], limit=1000, offset=offset)
+                ids.update(got["ids"])
+                if len(got["ids"]) < 1000:
+                    break
+                offset += 1000
+        return ids
+
     def find_by_source(self, source: str) -> list[Document]:
         return [d for d in self.documents() if source in d.sources]
 

@@ -4,17 +4,23 @@ The lexical index is derived state: it is rebuilt from `Index.iter_chunks()` whe
 `Index.generation()` changes (ingest, update, prune, removal), so it works the same against an
 embedded Chroma and a Chroma server. A built index is saved under
 `data_dir/bm25/<kb_name>/<generation hash>` so that a fresh process with the same generation
-loads it instead of rebuilding. Tokenisation: lower-cased words, English stop words removed,
-English Snowball stemming (PyStemmer); scoring: bm25s defaults (Lucene BM25, k1=1.5, b=0.75).
+loads it instead of rebuilding: it is written into a temp folder of its own (unique per
+process and thread, so `kb serve --workers N` never share one), then renamed; temp folders a
+killed process left are removed once `STALE_TEMP_SECONDS` old. Tokenisation: lower-cased words,
+English stop words removed, English Snowball stemming (PyStemmer); scoring: bm25s defaults
+(Lucene BM25, k1=1.5, b=0.75).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import shutil
+import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +33,8 @@ if TYPE_CHECKING:
     from kb.settings import Settings
 
 _CHUNKS_FILE = "chunks.jsonl"
+_TEMP = ".tmp-"
+STALE_TEMP_SECONDS = 3600.0  # a temp folder unchanged this long is a killed process's
 TOKENIZER = "2"  # part of a saved index's name: an index saved with other tokens is not loaded
 _MIXED = re.compile(r"\b(?=[^\W_]*[^\W\d_])(?=[^\W_]*\d)[^\W_]+\b")  # letters and digits
 _BOUNDARY = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
@@ -146,23 +154,40 @@ class LexicalIndex:
         return self._root / hashlib.sha256(key.encode()).hexdigest()[:24]
 
     def _save(self, snap: _Snapshot) -> None:
+        """Save a built index for other processes. Only a cache: when it cannot be written
+        (a full disk), the index in memory serves and nothing is left behind."""
         target = self._dir(snap.generation)
         if target is None or self._root is None:
             return
-        tmp = self._root / f".tmp-{target.name}-{threading.get_ident()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        snap.model.save(str(tmp), show_progress=False)
-        with (tmp / _CHUNKS_FILE).open("w", encoding="utf-8") as out:
-            for chunk in snap.chunks:
-                out.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-        for old in self._root.iterdir():  # keep only the newest generation
-            if old != tmp and not old.name.startswith(".tmp-"):
-                shutil.rmtree(old, ignore_errors=True)
+        tmp: Path | None = None
         try:
-            tmp.rename(target)
-        except OSError:  # another process saved the same generation first
-            shutil.rmtree(tmp, ignore_errors=True)
+            self._root.mkdir(parents=True, exist_ok=True)
+            self._remove_stale_temps()
+            tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP}{target.name}-", dir=self._root))
+            snap.model.save(str(tmp), show_progress=False)
+            with (tmp / _CHUNKS_FILE).open("w", encoding="utf-8") as out:
+                for chunk in snap.chunks:
+                    out.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+            for old in self._root.iterdir():  # keep only the newest generation
+                if old != tmp and not old.name.startswith(_TEMP):
+                    shutil.rmtree(old, ignore_errors=True)
+            with contextlib.suppress(OSError):  # another process saved this generation first
+                tmp.rename(target)
+        except OSError:
+            pass
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)  # gone already once renamed
+
+    def _remove_stale_temps(self) -> None:
+        """Temp folders of saves a killed process never finished. A live one changes as it is
+        written, and a save takes seconds, not `STALE_TEMP_SECONDS`."""
+        assert self._root is not None
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for entry in self._root.glob(f"{_TEMP}*"):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime <= cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
 
     def _load(self, generation: str) -> _Snapshot | None:
         import bm25s

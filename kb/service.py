@@ -126,6 +126,12 @@ class KnowledgeBase:
         """Delete (or with `dry_run` only list) stored files no document references."""
         return self.uploads.collect_garbage(dry_run=dry_run)
 
+    def collect_copies(self, *, dry_run: bool = False) -> list[str]:
+        """Delete (or with `dry_run` only list) local copies of originals that no document
+        uses, once older than the grace period (`kb.blobs`), and return their document ids.
+        Documents of every knowledge base in the same Chroma count: they share the data dir."""
+        return self.blobs.collect(self.index.ids_of_every_knowledge_base(), dry_run=dry_run)
+
     def referenced_files(self) -> set[str]:
         return self.uploads.referenced()
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -21,7 +19,7 @@ from api.schemas import (
     from_document,
     from_file_result,
 )
-from api.uploads import ReceivedFile, receive_files
+from api.uploads import ReceivedFile, receive_files, upload_dir
 from kb.errors import InvalidInput, UnsupportedType
 from kb.service import KnowledgeBase
 
@@ -57,9 +55,7 @@ class DocumentController(Controller):
         summary="Upload and ingest one or more files (multipart/form-data)",
     )
     async def upload(self, request: Request[Any, Any, Any], kb: KB) -> UploadResponse:
-        tmp_root = kb.settings.data_dir / "tmp"
-        tmp_root.mkdir(parents=True, exist_ok=True)
-        directory = Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_root))
+        directory = await anyio.to_thread.run_sync(upload_dir, kb.settings.data_dir)
         try:
             files = await receive_files(request, directory, kb.settings.max_upload_bytes)
             if not files:

@@ -17,7 +17,13 @@ def register(sub: Any) -> None:
     listing = actions.add_parser("list", help="files in the store under kb's prefix")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=run_list)
-    gc = actions.add_parser("gc", help="delete stored files that no document references")
+    gc = actions.add_parser(
+        "gc",
+        help="delete stored files that no document references, and unused local copies",
+        description="Delete stored files that no document references, and local copies of "
+        "originals that no document uses and that are over an hour old (younger ones may "
+        "belong to an ingest still running).",
+    )
     gc.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
     gc.add_argument("--json", action="store_true", help="print the files as JSON")
     gc.set_defaults(func=run_gc)
@@ -48,13 +54,17 @@ def run_list(args: argparse.Namespace) -> int:
 def run_gc(args: argparse.Namespace) -> int:
     with kb_cli.open_kb_from_env() as kb:
         orphans = kb.collect_garbage(dry_run=args.dry_run)
+        copies = kb.collect_copies(dry_run=args.dry_run)
     if args.json:
-        print_json(orphans)
+        print_json({"files": orphans, "copies": copies})
         return 0
     verb = "would delete" if args.dry_run else "deleted"
     for s in orphans:
         print(f"{verb} {s.file_id}  {s.filename}")
-    print(f"{verb} {len(orphans)} unreferenced file(s)")
+    for doc_id in copies:
+        print(f"{verb} local copy {doc_id}")
+    noun = "copy" if len(copies) == 1 else "copies"
+    print(f"{verb} {len(orphans)} unreferenced file(s) and {len(copies)} unused local {noun}")
     return 0
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from api.uploads import STALE_UPLOAD_SECONDS
+from kb.settings import Settings
 from standin.pdfs import make_pdf
-from tests.api.conftest import UPLOAD_LIMIT, Running, upload
+from tests.api.conftest import UPLOAD_LIMIT, Running, serve, upload
 from tests.api.test_service import assert_error
 
 
@@ -173,3 +177,26 @@ def test_declared_huge_body_is_refused_before_reading(api: Running) -> None:
         head = sock.recv(4096).decode("latin-1")
     assert head.startswith("HTTP/1.1 413"), head
     assert time.monotonic() - started < 5
+
+
+def test_upload_dirs_a_killed_server_left_are_removed_at_start(
+    tmp_path: Path, embedder: Any
+) -> None:
+    """Old ones go; a young one may be another worker's request in progress and stays."""
+    settings = Settings(data_dir=tmp_path / "kbdata")
+    tmp = settings.data_dir / "tmp"
+    left, busy = tmp / "upload-left1234", tmp / "upload-busy5678"
+    for directory in (left, busy):
+        directory.mkdir(parents=True)
+        (directory / "000-report.pdf").write_bytes(b"%PDF-1.4 partial")
+    long_ago = time.time() - STALE_UPLOAD_SECONDS - 60
+    for path in (left / "000-report.pdf", left, busy):  # busy: its file is still being written
+        os.utime(path, (long_ago, long_ago))
+    running = serve(settings, embedder)
+    try:
+        with running.client() as client:
+            assert client.get("/health").status_code == 200
+        assert not left.exists()
+        assert (busy / "000-report.pdf").read_bytes() == b"%PDF-1.4 partial"
+    finally:
+        running.stop()

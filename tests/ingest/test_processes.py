@@ -1,20 +1,23 @@
 """Work split across processes: embedded Chroma shared by processes (an ingest in one process
-is searchable in another), and the extraction child's time limit that grows with page count."""
+is searchable in another), the extraction child's time limit that grows with page count, and a
+child that never outlives its parent nor runs on past its limit."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
-from ingest.extractor import Extractor
+from ingest.extractor import CHILD_GRACE, Extractor, _receive, _send
 from kb.errors import ExtractionError
 from kb.service import open_kb
 from standin.pdfs import make_pdf, pdf_bytes
@@ -140,3 +143,106 @@ def test_a_page_count_and_result_that_arrive_together_are_both_read(
     with Extractor(timeout=10, page_timeout=1) as extractor:
         result = extractor.extract(make_pdf(tmp_path / "two.pdf", ["One.", "Two."]))
     assert [p.text.strip() for p in result.pages] == ["One.", "Two."]
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its exit status left (a zombie its new parent has not reaped)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if gone(pid):
+            return True
+        time.sleep(0.1)
+    return gone(pid)
+
+
+@contextlib.contextmanager
+def killed_at_exit(*pids: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+
+
+def test_a_killed_ingest_leaves_no_extractor_running(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from pypdf import PdfReader, PdfWriter
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    page = PdfReader(io.BytesIO(pdf_bytes([DENSE_PAGE]))).pages[0]
+    writer = PdfWriter()
+    for _ in range(8000):  # half a minute or more of reading: far longer than we wait below
+        writer.add_page(page)
+    with (root / "almanac.pdf").open("wb") as handle:
+        writer.write(handle)
+    env = {**os.environ, "KB_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("ANTHROPIC_API_KEY", None)
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli", "ingest", str(root)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with killed_at_exit(ingest.pid):
+        child = None
+        deadline = time.monotonic() + 240  # the model loads first
+        while child is None and time.monotonic() < deadline and ingest.poll() is None:
+            for proc in psutil.Process(ingest.pid).children():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    busy = sum(proc.cpu_times()[:2]) > 1.5  # past its imports, reading pages
+                    if "ingest.extractor" in " ".join(proc.cmdline()) and busy:
+                        child = proc
+            time.sleep(0.1)
+        assert child is not None, "the extractor never started"
+        with killed_at_exit(child.pid):
+            os.kill(ingest.pid, signal.SIGKILL)
+            ingest.wait(10)
+            assert wait_gone(child.pid, 5), "the extractor outlived its killed parent"
+
+
+def test_a_child_whose_parent_is_gone_exits_by_itself(tmp_path: Path) -> None:
+    """Without the kernel's help (not Linux): the child sees another parent than the one it
+    was told of, as after its parent died, and exits."""
+    stranger = subprocess.Popen([sys.executable, "-c", "pass"])
+    stranger.wait()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ingest.extractor", str(stranger.pid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # runpy warns that the package imported the module
+    )
+    with killed_at_exit(child.pid):
+        assert child.wait(30) == 1
+
+
+def test_a_child_left_with_a_hanging_file_exits_past_its_limit(tmp_path: Path) -> None:
+    """A parent that never kills its child (stuck, or gone without a word): the child gives up
+    by itself a little after the limit the parent sent with the file."""
+    fifo = tmp_path / "hangs.txt"
+    os.mkfifo(fifo)  # opening it for reading blocks until a writer comes: a hang
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ingest.extractor", str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    with killed_at_exit(child.pid):
+        good = tmp_path / "good.txt"
+        good.write_text("Fine text.\n")
+        _send(child.stdin, (str(good), 30.0, 0.0))
+        assert _receive(child.stdout)[0] == "done"  # the child is up and well
+        sent = time.monotonic()
+        _send(child.stdin, (str(fifo), 1.0, 0.0))
+        assert child.wait(30) == 1
+        waited = time.monotonic() - sent
+        assert 1.0 + CHILD_GRACE - 0.5 < waited < 1.0 + CHILD_GRACE + 10

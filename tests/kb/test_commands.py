@@ -77,7 +77,7 @@ def test_offline_ask_says_first_that_no_model_was_called(
 def test_files_gc_and_sync_print_json(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ingest(env, capsys)
     assert main(["files", "gc", "--dry-run", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
+    assert json.loads(capsys.readouterr().out) == {"files": [], "copies": []}
     assert main(["files", "sync", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
 
