@@ -3,6 +3,10 @@
 `FileStore` is the narrow protocol; `LocalFileStore` is the offline default (content-addressed
 copies under the data dir). The Anthropic Files API implementation lives in
 `kb/anthropic/files.py` and slots in unchanged.
+
+Every stored name carries the knowledge base's name and identity (`remote_filename`): a store
+lists, reuses and collects only its own knowledge base's files, even in an Anthropic workspace
+shared by installs that all have the same name.
 """
 
 from __future__ import annotations
@@ -49,18 +53,39 @@ class StoredFile:
     created_at: str = ""
 
 
-def remote_filename(kb_name: str, doc_id: str, part: PartKey, name: str) -> str:
-    """The name a part is stored under: the knowledge base and a content-hash prefix, which
-    find retried uploads and keep knowledge bases sharing one workspace apart. `part` is the
-    part's index, or for PDFs its page range (`3-12`), so a re-cut document never takes an
-    old part's file for a new one."""
-    return f"kb-{kb_name}-{doc_id[:32]}-p{part}-{name}"
+KB_ID = re.compile(r"[0-9a-f]{16}")  # a knowledge base's identity (`kb.index.new_kb_id`)
 
 
-def owns(kb_name: str, filename: str) -> bool:
-    """True for the names `remote_filename` gives this knowledge base's files."""
-    pattern = rf"kb-{re.escape(kb_name)}-[0-9a-f]{{32}}-p\d+(-\d+)?-"
+def remote_filename(kb_name: str, kb_id: str, doc_id: str, part: PartKey, name: str) -> str:
+    """The name a part is stored under: the knowledge base's name and identity, then a
+    content-hash prefix, which finds retried uploads. The identity (random, kept in Chroma) keeps
+    installs apart that share a workspace and a name (every install is `default` unless set).
+    `part` is the part's index, or for PDFs its page range (`3-12`), so a re-cut document never
+    takes an old part's file for a new one."""
+    return f"kb-{kb_name}-{kb_id}-{doc_id[:32]}-p{part}-{name}"
+
+
+_PART = r"[0-9a-f]{32}-p\d+(-\d+)?-"
+
+
+def owns(kb_name: str, kb_id: str, filename: str) -> bool:
+    """True for the names `remote_filename` gives this knowledge base's files: only these are
+    ever reused or collected."""
+    pattern = rf"kb-{re.escape(kb_name)}-{re.escape(kb_id)}-{_PART}"
     return re.match(pattern, filename) is not None
+
+
+def named_before_ids(kb_name: str, filename: str) -> bool:
+    """True for the names earlier versions gave (`kb-<name>-<hash>-p<part>-`, no identity). Any
+    install with this name may have made such a file, so kb keeps using the ones its records
+    reference and never collects the others."""
+    return re.match(rf"kb-{re.escape(kb_name)}-{_PART}", filename) is not None
+
+
+def listed(kb_name: str, kb_id: str, filename: str) -> bool:
+    """True for the files a store lists: its knowledge base's own, and those named as before
+    identities."""
+    return owns(kb_name, kb_id, filename) or named_before_ids(kb_name, filename)
 
 
 class FileStore(Protocol):
@@ -78,18 +103,22 @@ class FileStore(Protocol):
         ...
 
     def list(self) -> Iterator[StoredFile]:
-        """Every file this store holds under kb's prefix."""
+        """This knowledge base's files (`owns`), and files named as before identities
+        (`named_before_ids`): `listed`. Never another install's."""
         ...
 
 
 class LocalFileStore:
-    """The offline default: parts are kept as files under the data dir; ids are `local-...`."""
+    """The offline default: parts are kept as files under the data dir; ids are
+    `local-<kb id>-<hash>-p<part>` (earlier versions': `local-<hash>-p<part>`, still read). Each
+    file's `.meta` holds the name `remote_filename` gives it, which says whose it is."""
 
     name = "local"
 
-    def __init__(self, root: Path, kb_name: str) -> None:
+    def __init__(self, root: Path, kb_name: str, kb_id: str) -> None:
         self.root = root / kb_name
         self.kb_name = kb_name
+        self.kb_id = kb_id
 
     def _path(self, file_id: str) -> Path:
         if not file_id.startswith("local-") or "/" in file_id or ".." in file_id:
@@ -97,16 +126,16 @@ class LocalFileStore:
         return self.root / file_id
 
     def upload(self, doc_id: str, part: PartKey, filename: str, mime_type: str, data: bytes) -> str:
-        file_id = f"local-{doc_id[:32]}-p{part}"
+        file_id = f"local-{self.kb_id}-{doc_id[:32]}-p{part}"
         path = self._path(file_id)
-        if not path.is_file():
-            self.root.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-            path.with_suffix(".meta").write_text(
-                f"{remote_filename(self.kb_name, doc_id, part, filename)}\n{mime_type}\n"
-            )
+        if path.is_file():
+            return file_id
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = remote_filename(self.kb_name, self.kb_id, doc_id, part, filename)
+        path.with_suffix(".meta").write_text(f"{name}\n{mime_type}\n")  # before the file
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
         return file_id
 
     def exists(self, file_id: str) -> bool:
@@ -121,8 +150,10 @@ class LocalFileStore:
         if not self.root.is_dir():
             return
         for path in sorted(self.root.glob("local-*")):
-            if path.suffix:
-                continue
             meta = path.with_suffix(".meta")
+            if path.suffix or not meta.is_file():
+                continue
             filename, mime_type = ([*meta.read_text().splitlines(), "", ""])[:2]
+            if not listed(self.kb_name, self.kb_id, filename):
+                continue  # another identity's (a knowledge base since rebuilt)
             yield StoredFile(path.name, filename, mime_type, path.stat().st_size)

@@ -123,7 +123,8 @@ class KnowledgeBase:
         return self.uploads.sync()
 
     def collect_garbage(self, *, dry_run: bool = False) -> list[StoredFile]:
-        """Delete (or with `dry_run` only list) stored files no document references."""
+        """Delete (or with `dry_run` only list) this knowledge base's stored files that no
+        document references."""
         return self.uploads.collect_garbage(dry_run=dry_run)
 
     def referenced_files(self) -> set[str]:
@@ -167,7 +168,9 @@ def open_kb(
     blobs = BlobStore(settings.blob_dir)
     retriever = Retriever(index, embedder, settings)
     if not settings.online:
-        files: FileStore = LocalFileStore(settings.data_dir / "files", settings.kb_name)
+        files: FileStore = LocalFileStore(
+            settings.data_dir / "files", settings.kb_name, index.kb_id
+        )
         uploads = Uploads(settings, index, blobs, files)
         answerer: Answerer = ExtractiveAnswerer(settings, embedder)
         return KnowledgeBase(settings, embedder, index, blobs, files, uploads, retriever, answerer)
@@ -176,7 +179,7 @@ def open_kb(
     from kb.anthropic.files import AnthropicFileStore
 
     client = anthropic_client or make_client(settings)
-    files = AnthropicFileStore(client, settings)
+    files = AnthropicFileStore(client, settings, index.kb_id)
     uploads = Uploads(settings, index, blobs, files)
     answerer = ClaudeAnswerer(
         client,

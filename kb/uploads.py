@@ -5,6 +5,11 @@ page range. A knowledge base ingested with longer parts (the 100-page parts of e
 or a larger `KB_PDF_WINDOW_PAGES`) moves to the current windows with `Uploads.in_windows`: the
 chunks keep their original page numbers, so nothing is embedded again. `Uploads` is the one
 place where files are uploaded again, synced and collected.
+
+Only files named with this knowledge base's identity are collected: a file named as before
+identities (`kb.files.named_before_ids`) may be another install's, so it is kept unless deleted
+with the record that uses it. The store is listed before the records are read, so a record
+committed meanwhile still protects its files.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from kb.blobs import BlobStore
 from kb.errors import NotFound
-from kb.files import FileStore, PartKey, StoredFile, clean_filename
+from kb.files import FileStore, PartKey, StoredFile, clean_filename, owns
 from kb.pdf import open_pdf, part_bytes, plan_windows
 from kb.types import DocKind, Document, Part, RemoteFile
 
@@ -133,9 +138,12 @@ class Uploads:
         return {f.file_id for doc in self.index.documents() for f in doc.files}
 
     def collect_garbage(self, *, dry_run: bool = False) -> list[StoredFile]:
-        """Files in the store that no committed document references; deleted unless dry."""
+        """This knowledge base's files that no committed document references; deleted unless
+        dry. Files named before identities are never collected."""
+        stored = list(self.files.list())  # before the records: see the module's docstring
         used = self.referenced()
-        orphans = [s for s in self.files.list() if s.file_id not in used]
+        kb_name, kb_id = self.settings.kb_name, self.index.kb_id
+        orphans = [s for s in stored if s.file_id not in used and owns(kb_name, kb_id, s.filename)]
         if not dry_run:
             self._delete(s.file_id for s in orphans)
         return orphans
