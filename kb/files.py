@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -50,7 +52,7 @@ class StoredFile:
     filename: str
     mime_type: str
     size_bytes: int
-    created_at: str = ""
+    created_at: str = ""  # ISO 8601; "" when the store does not say
 
 
 KB_ID = re.compile(r"[0-9a-f]{16}")  # a knowledge base's identity (`kb.index.new_kb_id`)
@@ -86,6 +88,18 @@ def listed(kb_name: str, kb_id: str, filename: str) -> bool:
     """True for the files a store lists: its knowledge base's own, and those named as before
     identities."""
     return owns(kb_name, kb_id, filename) or named_before_ids(kb_name, filename)
+
+
+def age_seconds(stored: StoredFile, now: float | None = None) -> float | None:
+    """How long ago `stored` was created, or None when the store did not say (or said it
+    unreadably): such a file counts as new."""
+    try:
+        created = datetime.fromisoformat(stored.created_at)
+    except ValueError:
+        return None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return (time.time() if now is None else now) - created.timestamp()
 
 
 class FileStore(Protocol):
@@ -129,6 +143,7 @@ class LocalFileStore:
         file_id = f"local-{self.kb_id}-{doc_id[:32]}-p{part}"
         path = self._path(file_id)
         if path.is_file():
+            path.touch()  # reused: new again, so gc's grace period covers it until committed
             return file_id
         self.root.mkdir(parents=True, exist_ok=True)
         name = remote_filename(self.kb_name, self.kb_id, doc_id, part, filename)
@@ -156,4 +171,6 @@ class LocalFileStore:
             filename, mime_type = ([*meta.read_text().splitlines(), "", ""])[:2]
             if not listed(self.kb_name, self.kb_id, filename):
                 continue  # another identity's (a knowledge base since rebuilt)
-            yield StoredFile(path.name, filename, mime_type, path.stat().st_size)
+            stat = path.stat()
+            created = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()
+            yield StoredFile(path.name, filename, mime_type, stat.st_size, created)

@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from kb.errors import InvalidInput, NotFound
-from kb.files import StoredFile
 from kb.retrieval import CHUNKS_PER_DOC
 from kb.settings import Settings
 from kb.types import Answer, AnswerEvent, Document, DocumentHit, SearchFilters, SearchMode
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from kb.files import FileStore
     from kb.index import Index
     from kb.retrieval import Retriever
-    from kb.uploads import Uploads
+    from kb.uploads import Garbage, Uploads
 
 
 @dataclass
@@ -122,9 +121,9 @@ class KnowledgeBase:
         """Upload originals missing from the current store, move long PDFs to page windows."""
         return self.uploads.sync()
 
-    def collect_garbage(self, *, dry_run: bool = False) -> list[StoredFile]:
+    def collect_garbage(self, *, dry_run: bool = False) -> Garbage:
         """Delete (or with `dry_run` only list) this knowledge base's stored files that no
-        document references."""
+        document references and that are older than the grace period; report those kept."""
         return self.uploads.collect_garbage(dry_run=dry_run)
 
     def referenced_files(self) -> set[str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from kb import cli as kb_cli
 from kb.cli import print_json, print_table, to_jsonable
-from kb.files import owns
+from kb.files import StoredFile, age_seconds, owns
 
 
 def register(sub: Any) -> None:
@@ -21,8 +22,10 @@ def register(sub: Any) -> None:
     gc = actions.add_parser(
         "gc",
         help="delete this knowledge base's stored files that no document references",
-        description="Delete this knowledge base's stored files that no document references. "
-        "Files named before knowledge-base ids are never deleted: another install may use them.",
+        description="Delete this knowledge base's stored files that no document references and "
+        "that are older than KB_GC_GRACE_SECONDS (an ingest uploads files before it commits "
+        "their record). Files named before knowledge-base ids are never deleted: another "
+        "install may use them.",
     )
     gc.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
     gc.add_argument("--json", action="store_true", help="print the files as JSON")
@@ -72,15 +75,47 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_gc(args: argparse.Namespace) -> int:
     with kb_cli.open_kb_from_env() as kb:
-        orphans = kb.collect_garbage(dry_run=args.dry_run)
+        found = kb.collect_garbage(dry_run=args.dry_run)
+        kb_name = kb.settings.kb_name
     if args.json:
-        print_json(orphans)
+        print_json(found)
         return 0
     verb = "would delete" if args.dry_run else "deleted"
-    for s in orphans:
+    now = time.time()
+    for s in found.deleted:
         print(f"{verb} {s.file_id}  {s.filename}")
-    print(f"{verb} {len(orphans)} unreferenced file(s)")
+    grace = _duration(found.grace_seconds)
+    for s in found.too_new:
+        print(
+            f"skipped {s.file_id}  {s.filename}  ({_age(s, now)}, under the {grace} grace period)"
+        )
+    for s in found.old_names:
+        print(f"skipped {s.file_id}  {s.filename}  (named before knowledge-base ids)")
+    print(f"{verb} {len(found.deleted)} unreferenced file(s)")
+    if found.too_new:
+        print(
+            f"skipped {len(found.too_new)} unreferenced file(s) younger than "
+            f"KB_GC_GRACE_SECONDS ({grace}): an ingest may not have committed them yet"
+        )
+    if found.old_names:
+        print(
+            f"skipped {len(found.old_names)} unreferenced file(s) named before knowledge-base "
+            f"ids: any install named {kb_name!r} may have made them, so kb never deletes them"
+        )
     return 0
+
+
+def _age(stored: StoredFile, now: float) -> str:
+    age = age_seconds(stored, now)
+    return "age unknown" if age is None else f"{_duration(max(age, 0))} old"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def run_sync(args: argparse.Namespace) -> int:

@@ -259,11 +259,11 @@ def test_knowledge_bases_sharing_a_workspace_keep_their_own_files(
     a = online_settings.replace(kb_name="a")
     first = AnthropicFileStore(make_client(online_settings), a, KB_ID)
     kept = first.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
-    other = open_kb(online_settings.replace(kb_name="b"), embedder=embedder)
+    other = open_kb(online_settings.replace(kb_name="b", gc_grace_seconds=0), embedder=embedder)
     try:
         orphan = other.files.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
         assert orphan != kept  # not reused across knowledge bases
-        assert [f.file_id for f in other.collect_garbage()] == [orphan]
+        assert [f.file_id for f in other.collect_garbage().deleted] == [orphan]
     finally:
         other.close()
     assert first.exists(kept)

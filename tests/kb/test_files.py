@@ -53,7 +53,7 @@ def test_local_files_are_named_with_the_knowledge_base_identity(tmp_path: Path) 
     assert stored.filename == f"kb-default-{KB_ID}-{DOC[:32]}-p1-5-report.pdf"
     assert owns("default", KB_ID, stored.filename)
     assert not owns("default", "fedcba9876543210", stored.filename)
-    assert stored.size_bytes == 4
+    assert stored.created_at and stored.size_bytes == 4
 
 
 def test_local_store_lists_its_own_and_older_files_only(tmp_path: Path) -> None:
