@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from kb.anthropic.client import make_client
     from kb.anthropic.files import AnthropicFileStore
     from kb.anthropic.request import Pick, Plan
+    from kb.index import new_kb_id
     from kb.settings import Settings
     from kb.types import Chunk, ChunkHit, Document, DocumentHit, Part, RemoteFile
     from standin.server import StandIn, serve
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 data_dir=Path(tmp), anthropic_api_key="sk-bench", anthropic_base_url=base_url
             )
             client = make_client(settings)
-            store = AnthropicFileStore(client, settings)
+            store = AnthropicFileStore(client, settings, new_kb_id())
             same = lambda doc: doc  # noqa: E731 - the document is uploaded and windowed already
             answerer = ClaudeAnswerer(
                 client,

@@ -3,6 +3,10 @@
 `FileStore` is the narrow protocol; `LocalFileStore` is the offline default (content-addressed
 copies under the data dir). The Anthropic Files API implementation lives in
 `kb/anthropic/files.py` and slots in unchanged.
+
+Every stored name carries the knowledge base's name and identity (`remote_filename`): a store
+lists, reuses and collects only its own knowledge base's files, even in an Anthropic workspace
+shared by installs that all have the same name.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -47,21 +53,54 @@ class StoredFile:
     filename: str
     mime_type: str
     size_bytes: int
-    created_at: str = ""
+    created_at: str = ""  # ISO 8601; "" when the store does not say
 
 
-def remote_filename(kb_name: str, doc_id: str, part: PartKey, name: str) -> str:
-    """The name a part is stored under: the knowledge base and a content-hash prefix, which
-    find retried uploads and keep knowledge bases sharing one workspace apart. `part` is the
-    part's index, or for PDFs its page range (`3-12`), so a re-cut document never takes an
-    old part's file for a new one."""
-    return f"kb-{kb_name}-{doc_id[:32]}-p{part}-{name}"
+KB_ID = re.compile(r"[0-9a-f]{16}")  # a knowledge base's identity (`kb.index.new_kb_id`)
 
 
-def owns(kb_name: str, filename: str) -> bool:
-    """True for the names `remote_filename` gives this knowledge base's files."""
-    pattern = rf"kb-{re.escape(kb_name)}-[0-9a-f]{{32}}-p\d+(-\d+)?-"
+def remote_filename(kb_name: str, kb_id: str, doc_id: str, part: PartKey, name: str) -> str:
+    """The name a part is stored under: the knowledge base's name and identity, then a
+    content-hash prefix, which finds retried uploads. The identity (random, kept in Chroma) keeps
+    installs apart that share a workspace and a name (every install is `default` unless set).
+    `part` is the part's index, or for PDFs its page range (`3-12`), so a re-cut document never
+    takes an old part's file for a new one."""
+    return f"kb-{kb_name}-{kb_id}-{doc_id[:32]}-p{part}-{name}"
+
+
+_PART = r"[0-9a-f]{32}-p\d+(-\d+)?-"
+
+
+def owns(kb_name: str, kb_id: str, filename: str) -> bool:
+    """True for the names `remote_filename` gives this knowledge base's files: only these are
+    ever reused or collected."""
+    pattern = rf"kb-{re.escape(kb_name)}-{re.escape(kb_id)}-{_PART}"
     return re.match(pattern, filename) is not None
+
+
+def named_before_ids(kb_name: str, filename: str) -> bool:
+    """True for the names earlier versions gave (`kb-<name>-<hash>-p<part>-`, no identity). Any
+    install with this name may have made such a file, so kb keeps using the ones its records
+    reference and never collects the others."""
+    return re.match(rf"kb-{re.escape(kb_name)}-{_PART}", filename) is not None
+
+
+def listed(kb_name: str, kb_id: str, filename: str) -> bool:
+    """True for the files a store lists: its knowledge base's own, and those named as before
+    identities."""
+    return owns(kb_name, kb_id, filename) or named_before_ids(kb_name, filename)
+
+
+def age_seconds(stored: StoredFile, now: float | None = None) -> float | None:
+    """How long ago `stored` was created, or None when the store did not say (or said it
+    unreadably): such a file counts as new."""
+    try:
+        created = datetime.fromisoformat(stored.created_at)
+    except ValueError:
+        return None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return (time.time() if now is None else now) - created.timestamp()
 
 
 class FileStore(Protocol):
@@ -79,7 +118,8 @@ class FileStore(Protocol):
         ...
 
     def list(self) -> Iterator[StoredFile]:
-        """Every file this store holds under kb's prefix."""
+        """This knowledge base's files (`owns`), and files named as before identities
+        (`named_before_ids`): `listed`. Never another install's."""
         ...
 
 
@@ -108,15 +148,18 @@ def _read_meta(meta: Path) -> tuple[str, str]:
 
 
 class LocalFileStore:
-    """The offline default: parts are kept as files under the data dir; ids are `local-...`.
-    Each has a `.meta` beside it (remote name, type), written after the file: a file whose
-    `.meta` is missing or broken is listed with blanks, and its next upload writes it again."""
+    """The offline default: parts are kept as files under the data dir; ids are
+    `local-<kb id>-<hash>-p<part>` (earlier versions': `local-<hash>-p<part>`, still read). Each
+    file's `.meta` holds the name `remote_filename` gives it, which says whose it is; it is
+    written first, and a file whose `.meta` cannot be read is not listed (not anyone's to
+    collect) until its next upload writes the `.meta` again."""
 
     name = "local"
 
-    def __init__(self, root: Path, kb_name: str) -> None:
+    def __init__(self, root: Path, kb_name: str, kb_id: str) -> None:
         self.root = root / kb_name
         self.kb_name = kb_name
+        self.kb_id = kb_id
 
     def _path(self, file_id: str) -> Path:
         if not file_id.startswith("local-") or "/" in file_id or ".." in file_id:
@@ -124,15 +167,17 @@ class LocalFileStore:
         return self.root / file_id
 
     def upload(self, doc_id: str, part: PartKey, filename: str, mime_type: str, data: bytes) -> str:
-        file_id = f"local-{doc_id[:32]}-p{part}"
+        file_id = f"local-{self.kb_id}-{doc_id[:32]}-p{part}"
         path = self._path(file_id)
         meta = path.with_suffix(".meta")
-        if not path.is_file():
-            self.root.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, data)
-        if not meta.is_file():
-            name = remote_filename(self.kb_name, doc_id, part, filename)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not _read_meta(meta)[0]:  # before the file: a stored file always says whose it is
+            name = remote_filename(self.kb_name, self.kb_id, doc_id, part, filename)
             _write_atomically(meta, f"{name}\n{mime_type}\n".encode())
+        if path.is_file():
+            path.touch()  # reused: new again, so gc's grace period covers it until committed
+        else:
+            _write_atomically(path, data)
         return file_id
 
     def exists(self, file_id: str) -> bool:
@@ -149,9 +194,12 @@ class LocalFileStore:
         for path in sorted(self.root.glob("local-*")):
             if path.suffix:
                 continue
+            filename, mime_type = _read_meta(path.with_suffix(".meta"))
+            if not listed(self.kb_name, self.kb_id, filename):
+                continue  # another identity's (a knowledge base since rebuilt), or unreadable
             try:
-                size = path.stat().st_size
+                stat = path.stat()
             except FileNotFoundError:  # deleted meanwhile (a gc in another process)
                 continue
-            filename, mime_type = _read_meta(path.with_suffix(".meta"))
-            yield StoredFile(path.name, filename, mime_type, size)
+            created = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()
+            yield StoredFile(path.name, filename, mime_type, stat.st_size, created)

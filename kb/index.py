@@ -4,11 +4,19 @@ All index state lives in Chroma, so a Chroma server can share one knowledge base
 API replicas and ingest workers. The document record is the commit point: chunks written
 without a committed record are invisible to search and are replaced by the next ingest.
 Writes go in batches within the client's `get_max_batch_size()`.
+
+Each knowledge base has an identity of its own, a random id written into its documents
+collection the first time it is opened (by this version: earlier knowledge bases get theirs
+then) and read back, so that every process opening it agrees. Stored file names carry it
+(`kb.files.remote_filename`): installs that share an Anthropic workspace and a name never
+touch each other's files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from kb.errors import ConfigError, ModelMismatch, Unavailable
+from kb.files import KB_ID
 from kb.types import Chunk, ChunkHit, Document, Part, RemoteFile
 
 if TYPE_CHECKING:
@@ -27,9 +36,15 @@ if TYPE_CHECKING:
     from kb.settings import Settings
 
 _GENERATION_ID = "__generation__"
+_IDENTITY_ID = "__identity__"
 _RECORD = "document"
 _ONE = [1.0]  # the documents collection holds records, not vectors; Chroma wants one anyway
 _WRITTEN: set[str] = set()  # generations this process committed: its own index is current
+
+
+def new_kb_id() -> str:
+    """A fresh knowledge-base identity: 16 hex digits (64 random bits)."""
+    return secrets.token_hex(8)
 
 
 def connect(settings: Settings) -> Any:
@@ -97,6 +112,34 @@ class Index:
         self._docs = self.client.get_or_create_collection(
             f"{self.kb_name}_documents", metadata={"kb_model": self.model}, embedding_function=None
         )
+        self.kb_id = self._identity()
+
+    def _identity(self) -> str:
+        """This knowledge base's identity, created the first time it is opened. Chroma keeps
+        the first record written under an id and ignores a later `add` of the same id, so when
+        two processes create it at once, both read back the one that was stored first."""
+        stored = self._stored_identity()
+        if stored is None:
+            # A Chroma that refuses a duplicate id instead: another process was first.
+            with contextlib.suppress(Exception):
+                self._docs.add(
+                    ids=[_IDENTITY_ID],
+                    embeddings=[_ONE],
+                    documents=[""],
+                    metadatas=[{"type": "identity", "value": new_kb_id()}],
+                )
+            stored = self._stored_identity()
+        if stored is None:
+            raise Unavailable(f"could not store knowledge base {self.kb_name!r}'s identity")
+        if not KB_ID.fullmatch(stored):
+            raise ConfigError(
+                f"knowledge base {self.kb_name!r} has a malformed identity {stored!r} in Chroma"
+            )
+        return stored
+
+    def _stored_identity(self) -> str | None:
+        got = self._docs.get(ids=[_IDENTITY_ID], include=["metadatas"])
+        return str(got["metadatas"][0]["value"]) if got["ids"] else None
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> Index:
@@ -216,7 +259,7 @@ class Index:
         return self.get_many([doc_id]).get(doc_id)
 
     def get_many(self, doc_ids: Iterable[str]) -> dict[str, Document]:
-        ids = [i for i in dict.fromkeys(doc_ids) if i != _GENERATION_ID]
+        ids = [i for i in dict.fromkeys(doc_ids) if i not in (_GENERATION_ID, _IDENTITY_ID)]
         if not ids:
             return {}
         got = self._docs.get(ids=ids, include=["documents"])

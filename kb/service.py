@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from kb.errors import InvalidInput, NotFound
-from kb.files import StoredFile
 from kb.retrieval import CHUNKS_PER_DOC
 from kb.settings import Settings
 from kb.types import Answer, AnswerEvent, Document, DocumentHit, SearchFilters, SearchMode
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from kb.files import FileStore
     from kb.index import Index
     from kb.retrieval import Retriever
-    from kb.uploads import Uploads
+    from kb.uploads import Garbage, Uploads
 
 
 @dataclass
@@ -122,15 +121,17 @@ class KnowledgeBase:
         """Upload originals missing from the current store, move long PDFs to page windows."""
         return self.uploads.sync()
 
-    def collect_garbage(self, *, dry_run: bool = False) -> list[StoredFile]:
-        """Delete (or with `dry_run` only list) stored files no document references."""
+    def collect_garbage(self, *, dry_run: bool = False) -> Garbage:
+        """Delete (or with `dry_run` only list) this knowledge base's stored files that no
+        document references and that are older than the grace period; report those kept."""
         return self.uploads.collect_garbage(dry_run=dry_run)
 
     def collect_copies(self, *, dry_run: bool = False) -> list[str]:
         """Delete (or with `dry_run` only list) local copies of originals that no document
-        uses, once older than the grace period (`kb.blobs`), and return their document ids.
-        Documents of every knowledge base in the same Chroma count: they share the data dir."""
-        return self.blobs.collect(self.index.ids_of_every_knowledge_base(), dry_run=dry_run)
+        uses, once older than `KB_GC_GRACE_SECONDS`, and return their document ids. Documents
+        of every knowledge base in the same Chroma count: they share the data dir."""
+        used = self.index.ids_of_every_knowledge_base()
+        return self.blobs.collect(used, grace=self.settings.gc_grace_seconds, dry_run=dry_run)
 
     def referenced_files(self) -> set[str]:
         return self.uploads.referenced()
@@ -173,7 +174,9 @@ def open_kb(
     blobs = BlobStore(settings.blob_dir)
     retriever = Retriever(index, embedder, settings)
     if not settings.online:
-        files: FileStore = LocalFileStore(settings.data_dir / "files", settings.kb_name)
+        files: FileStore = LocalFileStore(
+            settings.data_dir / "files", settings.kb_name, index.kb_id
+        )
         uploads = Uploads(settings, index, blobs, files)
         answerer: Answerer = ExtractiveAnswerer(settings, embedder)
         return KnowledgeBase(settings, embedder, index, blobs, files, uploads, retriever, answerer)
@@ -182,7 +185,7 @@ def open_kb(
     from kb.anthropic.files import AnthropicFileStore
 
     client = anthropic_client or make_client(settings)
-    files = AnthropicFileStore(client, settings)
+    files = AnthropicFileStore(client, settings, index.kb_id)
     uploads = Uploads(settings, index, blobs, files)
     answerer = ClaudeAnswerer(
         client,

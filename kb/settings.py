@@ -301,6 +301,16 @@ class Settings:
             min=1,
         ),
     )
+    gc_grace_seconds: float = field(
+        default=3600.0,
+        metadata=spec(
+            "KB_GC_GRACE_SECONDS",
+            _float,
+            "`kb files gc` deletes an unreferenced file only once it is this old: an ingest "
+            "uploads a document's files before it commits the record that uses them",
+            min=0,
+        ),
+    )
     # Anthropic
     anthropic_api_key: str | None = field(
         default=None,

@@ -5,17 +5,26 @@ page range. A knowledge base ingested with longer parts (the 100-page parts of e
 or a larger `KB_PDF_WINDOW_PAGES`) moves to the current windows with `Uploads.in_windows`: the
 chunks keep their original page numbers, so nothing is embedded again. `Uploads` is the one
 place where files are uploaded again, synced and collected.
+
+Collecting is careful on three counts. Only files named with this knowledge base's identity are
+candidates: a file named as before identities (`kb.files.named_before_ids`) may be another
+install's, so it is kept (and reported) unless deleted with the record that uses it. A file
+younger than `gc_grace_seconds` is kept (and reported): an ingest uploads a document's files
+before it commits the record that references them. And the store is listed before the records
+are read, so a record committed meanwhile still protects its files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kb.blobs import BlobStore
 from kb.errors import NotFound
-from kb.files import FileStore, PartKey, StoredFile, clean_filename
+from kb.files import FileStore, PartKey, StoredFile, age_seconds, clean_filename, owns
 from kb.pdf import open_pdf, part_bytes, plan_windows
 from kb.types import DocKind, Document, Part, RemoteFile
 
@@ -69,6 +78,17 @@ def needs_windows(doc: Document, settings: Settings) -> bool:
     return doc.kind == "pdf" and any(
         p.page_end - p.page_start + 1 > settings.pdf_window_pages for p in doc.parts
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """What a collection found among the unreferenced files."""
+
+    deleted: list[StoredFile] = field(default_factory=list)  # or, when dry, to be deleted
+    too_new: list[StoredFile] = field(default_factory=list)  # within the grace period
+    old_names: list[StoredFile] = field(default_factory=list)  # named before identities
+    grace_seconds: float = 0.0
+    dry_run: bool = False
 
 
 class Uploads:
@@ -132,13 +152,26 @@ class Uploads:
         """The file_ids that committed documents use."""
         return {f.file_id for doc in self.index.documents() for f in doc.files}
 
-    def collect_garbage(self, *, dry_run: bool = False) -> list[StoredFile]:
-        """Files in the store that no committed document references; deleted unless dry."""
+    def collect_garbage(self, *, dry_run: bool = False) -> Garbage:
+        """This knowledge base's files that no committed document references and that are older
+        than the grace period; deleted unless dry. Unreferenced files left alone are reported."""
+        stored = list(self.files.list())  # before the records: see the module's docstring
         used = self.referenced()
-        orphans = [s for s in self.files.list() if s.file_id not in used]
+        grace = self.settings.gc_grace_seconds
+        now = time.time()
+        found = Garbage(grace_seconds=grace, dry_run=dry_run)
+        for s in stored:
+            if s.file_id in used:
+                continue
+            if not owns(self.settings.kb_name, self.index.kb_id, s.filename):
+                found.old_names.append(s)
+            elif (age := age_seconds(s, now)) is None or age < grace:
+                found.too_new.append(s)
+            else:
+                found.deleted.append(s)
         if not dry_run:
-            self._delete(s.file_id for s in orphans)
-        return orphans
+            self._delete(s.file_id for s in found.deleted)
+        return found
 
     def _delete(self, file_ids: Iterable[str]) -> None:
         for file_id in file_ids:

@@ -4,10 +4,12 @@ Uploads are never retried blindly: the SDK sends no idempotency key, so a timeou
 after the server stored the file would leave a duplicate. Instead every upload goes out with
 `max_retries=0` (other calls keep the SDK's retries), and after a failure the store waits,
 lists the remote files (GA `page`/`next_page` pagination, newest first) and looks for the
-part's `kb-<knowledge base>-<hash>-p<part>-` prefix (`kb.files.remote_filename`) with the same
+part's `kb-<name>-<kb id>-<hash>-p<part>-` prefix (`kb.files.remote_filename`) with the same
 size and type before sending again; if a retry then succeeds, stray copies from the failed
 attempts are deleted.
 Matching on the ASCII prefix, not the full name, survives a server that normalises filenames.
+The prefix holds the knowledge base's identity, so a file another install uploaded (even one of
+the same name, with the same bytes) is never taken for this one's.
 A copy stored even later (a very slow server) is unreferenced and `kb files gc` removes it.
 
 Every upload names its type explicitly (document blocks take only `application/pdf` and
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from kb.anthropic.errors import to_kb_error
 from kb.errors import InvalidInput, KBError
-from kb.files import PartKey, StoredFile, clean_filename, owns, remote_filename
+from kb.files import PartKey, StoredFile, clean_filename, listed, remote_filename
 
 if TYPE_CHECKING:
     import anthropic
@@ -59,10 +61,10 @@ def upload_mime(mime_type: str, filename: str = "") -> str:
     )
 
 
-def safe_name(kb_name: str, doc_id: str, part: PartKey, filename: str) -> str:
-    """The remote name: hash prefix + basename, 1-255 characters, none of the forbidden
-    `<>:"|?*\\/` or control characters. A long name keeps its extension."""
-    prefix = remote_filename(kb_name, doc_id, part, "")
+def safe_name(kb_name: str, kb_id: str, doc_id: str, part: PartKey, filename: str) -> str:
+    """The remote name: prefix (`remote_filename`) + basename, 1-255 characters, none of the
+    forbidden `<>:"|?*\\/` or control characters. A long name keeps its extension."""
+    prefix = remote_filename(kb_name, kb_id, doc_id, part, "")
     return prefix + clean_filename(filename, limit=MAX_NAME - len(prefix))
 
 
@@ -82,9 +84,10 @@ class AnthropicFileStore:
     name = "anthropic"
     backoff = 0.5  # seconds before the first reconciliation; doubles per failed attempt
 
-    def __init__(self, client: anthropic.Anthropic, settings: Settings) -> None:
+    def __init__(self, client: anthropic.Anthropic, settings: Settings, kb_id: str) -> None:
         self._client = client
         self._settings = settings
+        self._kb_id = kb_id  # the knowledge base's identity (`kb.index.Index.kb_id`)
         self._known: list[StoredFile] | None = None  # remote listing, newest first
         self._lock = threading.Lock()  # ingest uploads from a thread pool
 
@@ -110,11 +113,11 @@ class AnthropicFileStore:
         return None
 
     def upload(self, doc_id: str, part: PartKey, filename: str, mime_type: str, data: bytes) -> str:
-        name = safe_name(self._settings.kb_name, doc_id, part, filename)
+        name = safe_name(self._settings.kb_name, self._kb_id, doc_id, part, filename)
         mime = upload_mime(mime_type, filename)
         if mime == "text/plain":  # Claude's char offsets then match kb's extracted text
             data = data.removeprefix(BOM)
-        key = remote_filename(self._settings.kb_name, doc_id, part, "")
+        key = remote_filename(self._settings.kb_name, self._kb_id, doc_id, part, "")
         earlier = self._earlier(key, len(data), mime)
         if earlier:
             return earlier
@@ -197,12 +200,14 @@ class AnthropicFileStore:
             raise to_kb_error(exc, f"Deleting {file_id}") from exc
 
     def list(self) -> Iterator[StoredFile]:
-        """This knowledge base's files, newest first, across every page (GA `page`/`next_page`);
-        files of other knowledge bases in the workspace are never listed, so never collected."""
+        """This knowledge base's files, newest first, across every page (GA `page`/`next_page`),
+        and those named as before identities (`kb.files.listed`); files of other knowledge
+        bases and other installs in the workspace are never listed, so never collected."""
+        kb_name = self._settings.kb_name
         try:
             for meta in self._client.files.list(limit=1000):
                 filename = getattr(meta, "filename", None)
-                if not isinstance(filename, str) or not owns(self._settings.kb_name, filename):
+                if not isinstance(filename, str) or not listed(kb_name, self._kb_id, filename):
                     continue
                 created = getattr(meta, "created_at", None)
                 yield StoredFile(

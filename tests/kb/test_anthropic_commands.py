@@ -23,7 +23,7 @@ def test_sync_after_moving_online_then_gc(
     assert [d.file_store for d in offline.index.documents()] == ["local"]
     offline.close()
 
-    online = open_kb(online_settings, embedder=embedder)
+    online = open_kb(online_settings.replace(gc_grace_seconds=0), embedder=embedder)
     try:
         done = online.sync()
         assert len(done) == 1 and done[0].file_store == "anthropic"
@@ -31,7 +31,7 @@ def test_sync_after_moving_online_then_gc(
         assert record is not None and record.files[0].file_id in standin.state.files
         assert online.sync() == []  # nothing left to upload
         orphan = online.files.upload("cd" * 32, 0, "old.txt", "text/plain", b"stale")
-        assert [s.file_id for s in online.collect_garbage(dry_run=True)] == [orphan]
+        assert [s.file_id for s in online.collect_garbage(dry_run=True).deleted] == [orphan]
         assert orphan in standin.state.files
         online.collect_garbage()
         assert orphan not in standin.state.files

@@ -19,12 +19,14 @@ from kb.errors import (
 from standin.pdfs import pdf_bytes
 
 DOC = "ab" * 32
+KB_ID = "0123456789abcdef"  # the knowledge base's identity (`kb.index.Index.kb_id`)
+OTHER_ID = "fedcba9876543210"  # another install's
 
 
 @pytest.fixture
 def store(online_settings: Any) -> Any:
     client = make_client(online_settings)
-    yield AnthropicFileStore(client, online_settings)
+    yield AnthropicFileStore(client, online_settings, KB_ID)
     client.close()
 
 
@@ -40,8 +42,8 @@ def test_upload_exists_list_delete(store: Any, standin: Any) -> None:
 
     stored = {f.file_id: f for f in store.list()}
     assert set(stored) == {pdf_id, txt_id}
-    assert stored[pdf_id].filename == f"kb-default-{DOC[:32]}-p0-report.pdf"
-    assert stored[txt_id].filename == f"kb-default-{DOC[:32]}-p1-notes.md"
+    assert stored[pdf_id].filename == f"kb-default-{KB_ID}-{DOC[:32]}-p0-report.pdf"
+    assert stored[txt_id].filename == f"kb-default-{KB_ID}-{DOC[:32]}-p1-notes.md"
     assert standin.state.files[pdf_id].mime_type == "application/pdf"
     assert standin.state.files[txt_id].mime_type == "text/plain"
     assert standin.state.files[pdf_id].data == pdf
@@ -65,20 +67,46 @@ def test_upload_is_idempotent(store: Any, standin: Any) -> None:
 
 
 def test_earlier_upload_by_another_run_is_found(online_settings: Any, standin: Any) -> None:
-    first = AnthropicFileStore(make_client(online_settings), online_settings)
+    first = AnthropicFileStore(make_client(online_settings), online_settings, KB_ID)
     file_id = first.upload(DOC, 0, "a.txt", "text/plain", b"bytes")
-    second = AnthropicFileStore(make_client(online_settings), online_settings)
+    second = AnthropicFileStore(make_client(online_settings), online_settings, KB_ID)
     assert second.upload(DOC, 0, "a.txt", "text/plain", b"bytes") == file_id
     assert _posts(standin) == 1
 
 
+def test_another_install_of_the_same_name_uploads_its_own_copy(
+    online_settings: Any, standin: Any
+) -> None:
+    ours = AnthropicFileStore(make_client(online_settings), online_settings, KB_ID)
+    file_id = ours.upload(DOC, 0, "a.txt", "text/plain", b"bytes")
+    theirs = AnthropicFileStore(make_client(online_settings), online_settings, OTHER_ID)
+    their_id = theirs.upload(DOC, 0, "a.txt", "text/plain", b"bytes")
+    assert their_id != file_id and _posts(standin) == 2
+    assert [f.file_id for f in ours.list()] == [file_id]
+    assert [f.file_id for f in theirs.list()] == [their_id]
+
+
+def test_files_named_before_identities_are_listed_but_never_reused(
+    store: Any, standin: Any
+) -> None:
+    old = standin.state.add_file(f"kb-default-{DOC[:32]}-p0-a.txt", "text/plain", b"bytes")
+    other_name = standin.state.add_file(f"kb-other-{DOC[:32]}-p0-a.txt", "text/plain", b"bytes")
+    new = store.upload(DOC, 0, "a.txt", "text/plain", b"bytes")
+    assert new not in (old.id, other_name.id) and _posts(standin) == 1
+    assert [f.file_id for f in store.list()] == [new, old.id]
+
+
 def test_list_follows_next_page(store: Any, standin: Any) -> None:
     for n in range(1003):
-        standin.state.add_file(f"kb-default-{n:032x}-p0-{n}.txt", "text/plain", b"x")
+        standin.state.add_file(f"kb-default-{KB_ID}-{n:032x}-p0-{n}.txt", "text/plain", b"x")
+    standin.state.add_file(f"kb-other-{KB_ID}-{0:032x}-p0-x.txt", "text/plain", b"x")
     standin.state.add_file(f"kb-other-{0:032x}-p0-x.txt", "text/plain", b"x")
+    standin.state.add_file(f"kb-default-{OTHER_ID}-{0:032x}-p0-x.txt", "text/plain", b"x")
     standin.state.add_file("holiday.jpg", "image/jpeg", b"x")
     names = [f.filename for f in store.list()]
-    assert len(names) == 1003  # another knowledge base's files and foreign files are not ours
+    # Another knowledge base's files, another install's of the same name, and foreign files
+    # are not ours.
+    assert len(names) == 1003
     assert names[0].endswith("-p0-1002.txt")  # newest first
     pages = standin.requests("GET", "/v1/files")
     assert len(pages) == 2
@@ -144,7 +172,7 @@ def test_more_refusals_map_to_upstream_errors(store: Any, standin: Any) -> None:
 
 def test_timeout_is_an_upstream_error(online_settings: Any, standin: Any) -> None:
     client = make_client(online_settings).with_options(timeout=0.3, max_retries=0)
-    store = AnthropicFileStore(client, online_settings)
+    store = AnthropicFileStore(client, online_settings, KB_ID)
     standin.inject("/v1/files", method="GET", kind="slow", delay=1.0)
     with pytest.raises(UpstreamTimeout, match="Listing files timed out") as info:
         list(store.list())
@@ -164,7 +192,7 @@ def test_explicit_types_and_valid_names(store: Any, standin: Any) -> None:
     assert (
         len(name) == 255
         and name.endswith("x.pdf")
-        and name.startswith(f"kb-default-{DOC[:32]}-p2-")
+        and name.startswith(f"kb-default-{KB_ID}-{DOC[:32]}-p2-")
     )
     assert not set('<>:"|?*\\/') & set(name) and all(ord(c) >= 32 for c in name)
     parts = [r for r in standin.requests("POST", "/v1/files")]
@@ -178,7 +206,7 @@ def test_timed_out_upload_stored_later_is_found_not_duplicated(
     online_settings: Any, standin: Any
 ) -> None:
     settings = online_settings.replace(upload_timeout=0.5)
-    store = AnthropicFileStore(make_client(settings), settings)
+    store = AnthropicFileStore(make_client(settings), settings, KB_ID)
     standin.inject("/v1/files", kind="slow", delay=0.7)  # stored after the client gave up
     file_id = store.upload(DOC, 0, "slow.txt", "text/plain", b"slow but stored")
     assert list(standin.state.files) == [file_id]
@@ -189,7 +217,7 @@ def test_copy_of_a_failed_attempt_is_deleted_after_the_retry(
     online_settings: Any, standin: Any
 ) -> None:
     settings = online_settings.replace(upload_timeout=1.0)
-    store = AnthropicFileStore(make_client(settings), settings)
+    store = AnthropicFileStore(make_client(settings), settings, KB_ID)
     store.backoff = 0.05  # reconcile before the slow server has stored the first copy
     standin.inject("/v1/files", kind="slow", delay=1.5)  # times out; stored at 1.5 s
     standin.inject("/v1/files", kind="slow", delay=0.8)  # the retry succeeds after that
@@ -202,11 +230,11 @@ def test_copy_of_a_failed_attempt_is_deleted_after_the_retry(
 
 def test_earlier_upload_found_beyond_the_first_page(online_settings: Any, standin: Any) -> None:
     standin.state.quirks.fractional_seconds = False
-    first = AnthropicFileStore(make_client(online_settings), online_settings)
+    first = AnthropicFileStore(make_client(online_settings), online_settings, KB_ID)
     file_id = first.upload(DOC, 0, "old.txt", "text/plain", b"uploaded long ago")
     for n in range(1200):  # newer files push it to page 2 (newest first, 1000 a page)
         standin.state.add_file(f"kb-{n:064d}-p0-x.txt", "text/plain", b"x")
-    second = AnthropicFileStore(make_client(online_settings), online_settings)
+    second = AnthropicFileStore(make_client(online_settings), online_settings, KB_ID)
     assert second.upload(DOC, 0, "old.txt", "text/plain", b"uploaded long ago") == file_id
     assert _posts(standin) == 1
     pages = standin.requests("GET", "/v1/files")
@@ -228,13 +256,14 @@ def test_knowledge_bases_sharing_a_workspace_keep_their_own_files(
 ) -> None:
     from kb.service import open_kb
 
-    first = AnthropicFileStore(make_client(online_settings), online_settings.replace(kb_name="a"))
+    a = online_settings.replace(kb_name="a")
+    first = AnthropicFileStore(make_client(online_settings), a, KB_ID)
     kept = first.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
-    other = open_kb(online_settings.replace(kb_name="b"), embedder=embedder)
+    other = open_kb(online_settings.replace(kb_name="b", gc_grace_seconds=0), embedder=embedder)
     try:
         orphan = other.files.upload(DOC, 0, "a.txt", "text/plain", b"same bytes")
         assert orphan != kept  # not reused across knowledge bases
-        assert [f.file_id for f in other.collect_garbage()] == [orphan]
+        assert [f.file_id for f in other.collect_garbage().deleted] == [orphan]
     finally:
         other.close()
     assert first.exists(kept)

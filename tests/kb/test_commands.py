@@ -77,9 +77,44 @@ def test_offline_ask_says_first_that_no_model_was_called(
 def test_files_gc_and_sync_print_json(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ingest(env, capsys)
     assert main(["files", "gc", "--dry-run", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"files": [], "copies": []}
+    found = json.loads(capsys.readouterr().out)
+    assert found == {
+        "deleted": [],
+        "too_new": [],
+        "old_names": [],
+        "grace_seconds": 3600.0,
+        "dry_run": True,
+        "copies": [],
+    }
     assert main(["files", "sync", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_files_gc_leaves_new_files_alone_and_says_so(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kb.cli import open_kb_from_env
+
+    ingest(env, capsys)
+    with open_kb_from_env() as kb:  # as an ingest's upload before its record is committed
+        orphan = kb.files.upload("cd" * 32, 0, "stale.txt", "text/plain", b"not committed yet")
+        used = kb.referenced_files()
+    assert main(["files", "gc"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped {orphan}  kb-default-" in out and "under the 60 min grace period" in out
+    assert "deleted 0 unreferenced file(s)" in out
+    assert "skipped 1 unreferenced file(s) younger than KB_GC_GRACE_SECONDS (60 min)" in out
+    with open_kb_from_env() as kb:
+        assert kb.files.exists(orphan)
+
+    monkeypatch.setenv("KB_GC_GRACE_SECONDS", "0")
+    assert main(["files", "gc", "--dry-run"]) == 0
+    assert f"would delete {orphan}" in capsys.readouterr().out
+    assert main(["files", "gc"]) == 0
+    assert "deleted 1 unreferenced file(s)" in capsys.readouterr().out
+    with open_kb_from_env() as kb:
+        assert not kb.files.exists(orphan)
+        assert all(kb.files.exists(f) for f in used)
 
 
 class _ClosedPipe(io.StringIO):

@@ -1,11 +1,16 @@
-"""The Chroma index: model checks, batched writes, the commit point, generations."""
+"""The Chroma index: model checks, batched writes, the commit point, generations, identity."""
 
 from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
 
 import pytest
 
 from kb.errors import ModelMismatch
+from kb.files import KB_ID
 from kb.index import Index, connect
+from kb.settings import Settings
 from kb.types import Chunk, Document, Part
 
 
@@ -51,3 +56,75 @@ def test_writes_are_batched_and_chunks_stay_invisible_until_commit(settings, emb
 
     index.remove("d" * 64)
     assert index.count() == 0 and index.chunk_count() == 0
+
+
+def test_a_knowledge_base_has_one_identity_that_every_opener_reads(settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    first = Index.open(settings, embedder)
+    assert KB_ID.fullmatch(first.kb_id)
+    assert Index.open(settings, embedder).kb_id == first.kb_id
+    first.close()
+    assert Index.open(settings, embedder).kb_id == first.kb_id  # kept on disk
+    other = Index(connect(settings), "second", embedder.name, embedder.dimension)
+    assert other.kb_id != first.kb_id
+    index = Index.open(settings, embedder)  # the identity is no document
+    assert index.count() == 0 and index.documents() == [] and index.get("__identity__") is None
+
+
+def _make_collections_without_identity(settings: Settings, model: str, dimension: int) -> None:
+    """The collections as versions before identities left them."""
+    client = connect(settings)
+    meta = {"kb_model": model, "kb_dim": dimension}
+    client.create_collection(f"{settings.kb_name}_chunks", metadata=meta, embedding_function=None)
+    client.create_collection(
+        f"{settings.kb_name}_documents", metadata={"kb_model": model}, embedding_function=None
+    )
+
+
+def test_a_knowledge_base_made_before_identities_gets_one_when_opened(settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    _make_collections_without_identity(settings, embedder.name, embedder.dimension)
+    index = Index.open(settings, embedder)
+    assert KB_ID.fullmatch(index.kb_id)
+    assert Index.open(settings, embedder).kb_id == index.kb_id
+
+
+def test_when_another_process_stores_an_identity_first_its_identity_is_used(  # type: ignore[no-untyped-def]
+    settings, embedder, monkeypatch
+) -> None:
+    client = connect(settings)
+    theirs = "0123456789abcdef"
+
+    def another_process_first() -> str:
+        docs = client.get_collection(f"{settings.kb_name}_documents", embedding_function=None)
+        meta = {"type": "identity", "value": theirs}
+        docs.add(ids=["__identity__"], embeddings=[[1.0]], documents=[""], metadatas=[meta])
+        return "fedcba9876543210"  # written after theirs: ignored
+
+    monkeypatch.setattr("kb.index.new_kb_id", another_process_first)
+    assert Index(client, settings.kb_name, embedder.name, embedder.dimension).kb_id == theirs
+
+
+def _open_and_report(data_dir: str, model: str, dimension: int, start, ids) -> None:  # type: ignore[no-untyped-def]
+    try:
+        settings = Settings(data_dir=Path(data_dir))
+        client = connect(settings)
+        start.wait(timeout=60)
+        ids.put(Index(client, settings.kb_name, model, dimension).kb_id)
+    except Exception as exc:
+        ids.put(f"failed: {exc!r}")
+
+
+def test_processes_creating_the_identity_at_once_agree(settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    # A knowledge base from before identities, opened by several processes at the same moment.
+    _make_collections_without_identity(settings, embedder.name, embedder.dimension)
+    spawn = multiprocessing.get_context("spawn")
+    n = 3
+    start, ids = spawn.Barrier(n), spawn.Queue()
+    args = (str(settings.data_dir), embedder.name, embedder.dimension, start, ids)
+    procs = [spawn.Process(target=_open_and_report, args=args) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    found = [ids.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    assert len(set(found)) == 1 and KB_ID.fullmatch(found[0]), found
+    assert Index.open(settings, embedder).kb_id == found[0]

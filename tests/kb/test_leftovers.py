@@ -20,6 +20,7 @@ from kb.lexical import STALE_TEMP_SECONDS, LexicalIndex
 from kb.service import open_kb
 
 OLD = 2 * 3600  # seconds: older than every threshold here
+KB_ID = "0123456789abcdef"
 
 
 def age(path: Path, seconds: float) -> Path:
@@ -31,22 +32,21 @@ def age(path: Path, seconds: float) -> Path:
 # -- stored files and their .meta ---------------------------------------------------------------
 
 
-def test_a_file_without_or_with_a_broken_meta_is_listed_and_collected(tmp_path: Path) -> None:
-    store = LocalFileStore(tmp_path / "files", "default")
+def test_a_file_without_or_with_a_broken_meta_is_skipped_and_repaired(tmp_path: Path) -> None:
+    store = LocalFileStore(tmp_path / "files", "default", KB_ID)
     whole = store.upload("a" * 64, 0, "whole.txt", "text/plain", b"complete")
     lost = store.upload("b" * 64, 0, "lost.txt", "text/plain", b"meta lost")
     broken = store.upload("c" * 64, 0, "broken.txt", "text/plain", b"meta broken")
-    (store.root / f"{lost}.meta").unlink()  # a crash between the file and its .meta
+    (store.root / f"{lost}.meta").unlink()  # left by an earlier version's crash
     (store.root / f"{broken}.meta").write_bytes(b"\xff\xfe\x00 not text")
 
-    listed = {s.file_id: s for s in store.list()}
-    assert set(listed) == {whole, lost, broken}
-    assert listed[whole].filename.endswith("whole.txt") and listed[whole].mime_type == "text/plain"
-    assert (listed[lost].filename, listed[lost].mime_type, listed[lost].size_bytes) == ("", "", 9)
-    assert (listed[broken].filename, listed[broken].mime_type) == ("", "")
-
+    # whose they are cannot be read, so they are nobody's to list or collect; nothing breaks
+    assert [s.file_id for s in store.list()] == [whole]
     assert store.upload("b" * 64, 0, "lost.txt", "text/plain", b"meta lost") == lost
-    assert {s.file_id: s.filename for s in store.list()}[lost].endswith("lost.txt")  # repaired
+    assert store.upload("c" * 64, 0, "broken.txt", "text/plain", b"meta broken") == broken
+    listed = {s.file_id: s for s in store.list()}
+    assert set(listed) == {whole, lost, broken}  # repaired by their next upload
+    assert listed[lost].filename.endswith("lost.txt") and listed[lost].size_bytes == 9
     for file_id in (lost, broken):
         store.delete(file_id)
     assert [s.file_id for s in store.list()] == [whole]
@@ -60,22 +60,25 @@ def test_files_list_and_gc_go_on_past_a_broken_meta(
     capsys.readouterr()
     root = Path(os.environ["KB_DATA_DIR"]) / "files" / "default"
     used = sorted(p for p in root.iterdir() if not p.suffix)
-    store = LocalFileStore(root.parent, "default")
+    kb_id = used[0].name.split("-")[1]  # local-<kb id>-<hash>-p<part>
+    store = LocalFileStore(root.parent, "default", kb_id)
     orphan = store.upload("d" * 64, 0, "orphan.txt", "text/plain", b"never committed")
-    (root / f"{orphan}.meta").unlink()
-    age(root / orphan, OLD)  # past any grace period gc may keep
+    age(root / orphan, OLD)  # past the grace period
+    nameless = store.upload("e" * 64, 0, "nameless.txt", "text/plain", b"meta lost")
+    (root / f"{nameless}.meta").unlink()
+    age(root / nameless, OLD)
     used[0].with_suffix(".meta").write_bytes(b"\x80\x81")
 
     assert main(["files", "list", "--json"]) == 0
     listed = {s["file_id"]: s for s in json.loads(capsys.readouterr().out)}
-    assert set(listed) == {*(p.name for p in used), orphan}
-    assert listed[orphan]["referenced"] is False and listed[used[0].name]["referenced"] is True
+    assert set(listed) == {*(p.name for p in used[1:]), orphan}
+    assert listed[orphan]["referenced"] is False
     assert main(["files", "list"]) == 0
-    assert f"{len(used) + 1} file(s)" in capsys.readouterr().out
+    assert f"{len(used)} file(s)" in capsys.readouterr().out
 
     assert main(["files", "gc", "--json"]) == 0
-    assert [s["file_id"] for s in json.loads(capsys.readouterr().out)["files"]] == [orphan]
-    assert sorted(p for p in root.iterdir() if not p.suffix) == used
+    assert [s["file_id"] for s in json.loads(capsys.readouterr().out)["deleted"]] == [orphan]
+    assert sorted(p for p in root.iterdir() if not p.suffix) == sorted([*used, root / nameless])
 
 
 # -- local copies of originals ------------------------------------------------------------------
@@ -104,7 +107,7 @@ def test_gc_removes_unused_copies_once_past_the_grace_period(
 
     assert main(["files", "gc", "--dry-run", "--json"]) == 0
     dry = json.loads(capsys.readouterr().out)
-    assert dry["files"] == [] and sorted(dry["copies"]) == sorted([old_orphan, ".tmp-x1y2z3"])
+    assert dry["deleted"] == [] and sorted(dry["copies"]) == sorted([old_orphan, ".tmp-x1y2z3"])
     assert blobs.has(old_orphan) and cut_short.exists()
 
     assert main(["files", "gc"]) == 0
