@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kb.errors import InvalidInput
@@ -53,28 +52,8 @@ def chunk_pages(
     token_offsets: TokenOffsets,
     size: int,
     overlap: int,
-    *,
-    within_pages: bool = False,
 ) -> list[Chunk]:
-    """Split the pages of one document part into token windows (see the module docstring).
-
-    With `within_pages`, no chunk crosses a page: each page is cut on its own (offsets stay
-    those of the joined text). A page of a report is a unit (a statement, a note, a table
-    starts at its top), so its first chunk holds its heading and first rows instead of the
-    tail of the page before."""
-    if within_pages and len(pages) > 1:
-        chunks: list[Chunk] = []
-        for page, offset in zip(pages, join_pages(pages)[1], strict=True):
-            for c in chunk_pages(doc_id, part, [page], token_offsets, size, overlap):
-                chunks.append(
-                    replace(
-                        c,
-                        n=len(chunks),
-                        char_start=c.char_start + offset,
-                        char_end=c.char_end + offset,
-                    )
-                )
-        return chunks
+    """Split the pages of one document part into token windows (see the module docstring)."""
     if size < 1:
         raise InvalidInput(f"chunk size must be at least 1 token, got {size}")
     if not 0 <= overlap < size:
@@ -86,7 +65,7 @@ def chunk_pages(
     counts = [0]  # counts[i]: tokens in units[:i]
     for _, _, n in spans:
         counts.append(counts[-1] + n)
-    chunks = []
+    chunks: list[Chunk] = []
     start, previous_end = 0, 0
     while True:
         end = _window_end(text, spans, counts, page_starts, start, size, overlap)

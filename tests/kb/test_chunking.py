@@ -188,28 +188,3 @@ def test_a_multi_token_character_never_yields_a_window_inside_the_previous_one(
     pages = [Page(1, "0:0텡")]  # the Hangul syllable is three tokens
     chunks = chunk_pages("d", 0, pages, embedder.token_offsets, size=4, overlap=2)
     check_invariants(pages, chunks, embedder.token_offsets, 4, 2)
-
-
-def test_within_pages_no_chunk_crosses_a_page() -> None:
-    pages = [Page(4, "alpha beta gamma"), Page(5, "delta epsilon"), Page(6, ""), Page(7, "zeta")]
-    chunks = chunk_pages("abc", 2, pages, whitespace_tokens, 3, 1, within_pages=True)
-    assert [c.text for c in chunks] == ["alpha beta gamma", "delta epsilon", "zeta"]
-    assert [c.id for c in chunks] == ["abc:2:0", "abc:2:1", "abc:2:2"]
-    assert [(c.page_start, c.page_end) for c in chunks] == [(4, 4), (5, 5), (7, 7)]
-    text, _ = join_pages(pages)
-    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
-
-
-@given(page_lists, window)
-def test_within_pages_covers_every_page_alone(pages: list[Page], size_overlap: Any) -> None:
-    size, overlap = size_overlap
-    chunks = chunk_pages("d", 0, pages, whitespace_tokens, size, overlap, within_pages=True)
-    text, _ = join_pages(pages)
-    assert [c.n for c in chunks] == list(range(len(chunks)))
-    for page in pages:
-        own = [c for c in chunks if c.page_start == page.number]
-        assert all(c.page_end == page.number for c in own)
-        assert [c.text for c in own] == [
-            c.text for c in chunk_pages("d", 0, [page], whitespace_tokens, size, overlap)
-        ]
-    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
