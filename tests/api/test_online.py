@@ -120,7 +120,8 @@ def test_only_the_clients_own_key_is_a_401(
     online_settings: Any, embedder: Any, standin: Any
 ) -> None:
     """Both keys bad: the client's key is the client's 401 with a challenge; kb's key, which
-    Anthropic refuses on the upload, is a 502 without one."""
+    Anthropic refuses on the upload, is that file's failure (one file's upload error never
+    ends a batch), never a challenge to the client."""
     running = serve(online_settings.replace(api_keys=(API_KEY,)), embedder)
     standin.app.api_keys = {"sk-other"}
     try:
@@ -133,9 +134,10 @@ def test_only_the_clients_own_key_is_a_401(
             response = upload(client, {"notes.txt": b"Mount Etna erupted in 2021."})
     finally:
         running.stop()
-    body = assert_error(response, 502, "upstream_auth_error")
-    assert "www-authenticate" not in response.headers
-    assert "check ANTHROPIC_API_KEY" in body["error"]["message"]
+    assert response.status_code == 200 and "www-authenticate" not in response.headers
+    (result,) = response.json()["results"]
+    assert result["status"] == "failed" and "Anthropic rejected kb's API key" in result["reason"]
+    assert "check ANTHROPIC_API_KEY" in result["reason"]
     assert [r.status for r in standin.log] == [401]  # the refusal was Anthropic's
 
 
