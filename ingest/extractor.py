@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kb.errors import ExtractionError
+from kb.extraction import DEFAULT_LIMITS, Limits
 from kb.types import Extraction
 
 _HEADER = struct.Struct("!I")
@@ -50,8 +51,8 @@ def _receive(stream: IO[bytes]) -> Any:
 
 
 def serve() -> None:
-    """The child: read paths on stdin; per path, answer on stdout with ("pages", n) for a PDF,
-    then one of ("done", Extraction) or ("failed", (reason, message))."""
+    """The child: read (path, limits) on stdin; per path, answer on stdout with ("pages", n) for
+    a PDF, then one of ("done", Extraction) or ("failed", (reason, message))."""
     from kb.extraction import extract
 
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
@@ -62,11 +63,11 @@ def serve() -> None:
 
     while True:
         try:
-            path = _receive(requests)
+            path, limits = _receive(requests)
         except EOFError:
             return
         try:
-            _send(replies, ("done", extract(Path(path), on_pages)))
+            _send(replies, ("done", extract(Path(path), on_pages, limits)))
         except ExtractionError as exc:
             _send(replies, ("failed", (exc.reason, exc.message)))
         except Exception as exc:  # any parser failure is this file's failure
@@ -76,12 +77,16 @@ def serve() -> None:
 class Extractor:
     """Extracts files one at a time in a child process.
 
-    `timeout`: seconds any file may take; `page_timeout`: seconds added per page of a PDF.
+    `timeout`: seconds any file may take; `page_timeout`: seconds added per page of a PDF;
+    `limits`: the characters kept from a page and a file.
     """
 
-    def __init__(self, timeout: float, page_timeout: float = 0.0) -> None:
+    def __init__(
+        self, timeout: float, page_timeout: float = 0.0, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.timeout = timeout
         self.page_timeout = page_timeout
+        self.limits = limits
         self._proc: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -108,7 +113,7 @@ class Extractor:
         proc = self._proc or self._start()
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            _send(proc.stdin, str(path))
+            _send(proc.stdin, (str(path), self.limits))
             sent = time.monotonic()
             limit, how = self.timeout, ""
             waiting = select.poll()  # not select(): it fails for descriptors past 1023
