@@ -5,6 +5,11 @@ process in the lifespan and closed on shutdown; handlers get it through the `kb`
 The lifespan first removes upload temp dirs a killed server left (`api.uploads`).
 Every `/v1` route goes through the API-key guard; `/health`, `/ready` and the OpenAPI schema
 and docs (`/schema`, `/schema/swagger`) do not.
+
+Before routing, every request is logged with its request id, checked for its `Host` and, for a
+write, its `Origin` (`api.security`), given a deadline on its body (`api.body`), and a HEAD is
+served as the GET it asks about, without the body. After routing, `api.checks` refuses what
+Litestar's lenient parsing would let through.
 """
 
 from __future__ import annotations
@@ -20,14 +25,33 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import (
+    ASGIApp,
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from api.auth import make_guard
+from api.body import body_deadline
+from api.checks import check_request
 from api.controllers.ask import AskController
 from api.controllers.documents import DocumentController
 from api.controllers.health import HealthController
 from api.controllers.search import SearchController
 from api.deps import provide_kb
-from api.errors import EXCEPTION_HANDLERS, add_request_id_header, request_log_middleware
+from api.errors import (
+    EXCEPTION_HANDLERS,
+    add_request_id_header,
+    request_log_middleware,
+    send_error,
+)
+from api.openapi import complete_schema
+from api.security import Gate, cors_config
 from api.uploads import remove_stale_upload_dirs
 from kb.embedding import Embedder
 from kb.service import KnowledgeBase
@@ -75,16 +99,69 @@ def create_app(
             security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
         ),
     )
-    return Litestar(
+    app = KBApp(
+        settings,
         route_handlers=[HealthController, v1],
         lifespan=[open_knowledge_base],
         dependencies={"kb": Provide(provide_kb, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_log_middleware],
+        before_request=check_request,
         before_send=[add_request_id_header],
+        cors_config=cors_config(settings),
         openapi_config=openapi,
         request_max_body_size=1024 * 1024,  # JSON bodies; uploads set their own limit
     )
+    complete_schema(app.openapi_schema, settings)
+    return app
+
+
+class KBApp(Litestar):
+    """Litestar, with what happens to every HTTP request before it is routed (see above)."""
+
+    def __init__(self, settings: Settings, **config: Any) -> None:
+        super().__init__(**config)
+        routed = body_deadline(super().__call__, settings.body_timeout, settings.body_min_rate)
+        self._front = request_log_middleware(_gate(Gate(settings), _serve_head(routed)))
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] == "http":
+            await self._front(scope, receive, send)  # type: ignore[arg-type]
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def _gate(gate: Gate, app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        problem = gate.problem(scope)
+        if problem is None:
+            await app(scope, receive, send)
+        else:
+            await send_error(scope, send, problem)
+
+    return middleware
+
+
+def _serve_head(app: ASGIApp) -> ASGIApp:
+    """HEAD is the GET of the same resource, with its headers and without its body."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") != "HEAD":  # HTTP only: a websocket scope has no method
+            await app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await app({**scope, "method": "GET"}, receive, headers_only)  # type: ignore[arg-type]
+
+    return middleware
 
 
 def app_from_env() -> Litestar:

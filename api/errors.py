@@ -7,7 +7,12 @@ generic message, logged here with its traceback and never sent to the client.
 
 Only the client's own failed authentication (`Unauthorized`, or Litestar's 401) carries
 `WWW-Authenticate`: Anthropic refusing kb's key is a 502 (`UpstreamAuthError`), since no
-credential the client could send would fix it.
+credential the client could send would fix it. A client that disconnects mid-request is logged
+at INFO as a disconnect (status 499), without a traceback; a body too slow to arrive is a 408
+that closes the connection.
+
+What a client sent (a path, a method) is logged with its control characters escaped
+(`printable`), so a `%0a` in a path cannot write a forged line into the log.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from api.schemas import ErrorBody, ErrorResponse
-from kb.errors import KBError, Unauthorized
+from kb.errors import ClientDisconnected, KBError, RequestTimeout, Unauthorized
 
 log = logging.getLogger("kb.api")
 
@@ -34,17 +40,32 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "kb_request_id", default="-"
 )
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
 _HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "too_large",
     415: "unsupported_type",
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (and backslashes) escaped: one log line stays one line."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class EscapingFormatter(logging.Formatter):
+    """Escapes control characters in each record's message (its traceback stays as it is)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class RequestIdFilter(logging.Filter):
@@ -98,8 +119,8 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             log.info(
                 "%s %s %d %.1fms",
-                scope.get("method", "-"),
-                scope["path"],
+                printable(str(scope.get("method", "-"))),
+                printable(scope["path"]),
                 status,
                 (time.perf_counter() - started) * 1000,
             )
@@ -125,7 +146,13 @@ def error_response(
 def handle_kb_error(request: Request[Any, Any, Any], exc: KBError) -> Response[Any]:
     if exc.status >= 500:
         log.warning("%s: %s [%s]", exc.code, exc, request_id_of(request.scope))
-    headers = dict(CHALLENGE) if isinstance(exc, Unauthorized) else None
+    elif isinstance(exc, ClientDisconnected):
+        log.info("client disconnected: %s", exc)
+    headers: dict[str, str] | None = None
+    if isinstance(exc, Unauthorized):
+        headers = dict(CHALLENGE)
+    elif isinstance(exc, RequestTimeout):
+        headers = {"connection": "close"}  # the rest of the body is never read
     return error_response(request, exc.status, exc.code, str(exc), headers)
 
 
@@ -158,6 +185,23 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
         exc_info=exc,
     )
     return error_response(request, 500, "internal_error", "Internal server error.")
+
+
+async def send_error(scope: Scope, send: Send, exc: KBError) -> None:
+    """Answer with `exc` in the error shape before the request reaches Litestar."""
+    body = msgspec.json.encode(ErrorResponse(ErrorBody(exc.code, str(exc)), request_id_of(scope)))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (REQUEST_ID_HEADER.encode(), request_id_of(scope).encode("latin-1")),
+    ]
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": exc.status,
+        "headers": headers,
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -1,10 +1,11 @@
-"""Logging for the server: one line per record, each carrying the request id."""
+"""Logging for the server: one line per record, each carrying the request id, with control
+characters in messages escaped."""
 
 from __future__ import annotations
 
 import logging
 
-from api.errors import RequestIdFilter
+from api.errors import EscapingFormatter, RequestIdFilter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
@@ -16,7 +17,7 @@ def configure_logging(level: str = "INFO") -> None:
         return
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(EscapingFormatter(FORMAT))
     handler._kb_api = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level.upper())

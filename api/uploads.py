@@ -1,14 +1,17 @@
 """Multipart uploads streamed to a temp dir, never held whole in memory.
 
 The raw ASGI body is fed to `multipart.PushMultipartParser` chunk by chunk; each file part is
-written to its own file under the caller's temp dir, named from a sanitised basename of the
-client's filename (which is untrusted: `../../etc/passwd` becomes `passwd`). The byte count is
+written to its own numbered folder under the caller's temp dir, as a sanitised basename of the
+client's filename (which is untrusted: `../../etc/passwd` becomes `passwd`), so that any message
+about the file names it as the client did, never by a temp name. A part's name is its
+`filename*` (RFC 5987/2231, UTF-8) when it has one, else its `filename`. The byte count is
 checked against the limit from `Content-Length` before reading and again while streaming.
 
 Each request's temp dir (`data_dir/tmp/upload-*`) is removed when the request ends; the ones a
 killed server left behind are removed when a server starts (`remove_stale_upload_dirs`), once
 nothing in them changed for `STALE_UPLOAD_SECONDS`: a younger one may be a request another
 worker (`kb serve --workers N`) is serving right now.
+Headers are parsed with the standard library's `email.message`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from email.message import Message
+from email.utils import collapse_rfc2231_value
 from pathlib import Path
 from typing import IO, Any
 
@@ -80,18 +85,39 @@ def safe_basename(filename: str | None, fallback: str = "upload") -> str:
     return clean_filename(filename, fallback=fallback)
 
 
-def multipart_boundary(content_type: str | None) -> str:
-    from litestar._multipart import parse_content_header
+def _header(name: str, value: str) -> Message:
+    message = Message()
+    message[name] = value
+    return message
 
-    media, options = parse_content_header(content_type or "")
+
+def multipart_boundary(content_type: str | None) -> str:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
     if media != "multipart/form-data":
         raise UnsupportedType(
             f"expected a multipart/form-data body, got {media or 'no content type'!r}"
         )
-    boundary = options.get("boundary")
+    boundary = _header("content-type", content_type or "").get_boundary()
     if not boundary:
         raise InvalidInput("multipart boundary missing in Content-Type")
     return boundary
+
+
+def part_filename(segment: MultipartSegment) -> str | None:
+    """The part's `filename*` (decoded) if it has one, else its `filename`; None for a part
+    that is not a file (a form field)."""
+    disposition = segment.header("Content-Disposition")
+    if disposition is None:
+        return None
+    params = _header("content-disposition", disposition).get_params(
+        header="content-disposition", failobj=[]
+    )
+    names = [value for key, value in params if key == "filename"]
+    encoded = [value for value in names if isinstance(value, tuple)]
+    chosen = encoded[0] if encoded else names[0] if names else None
+    if chosen is None:
+        return None
+    return collapse_rfc2231_value(chosen, errors="replace")
 
 
 def check_declared_length(request: Request[Any, Any, Any], limit: int) -> None:
@@ -131,13 +157,16 @@ async def receive_files(
                     raise TooLarge(f"upload is over the limit of {limit} bytes")
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
-                        if not event.filename:
+                        filename = part_filename(event)
+                        if not filename:
                             current = None  # a form field, or an empty file input: ignored
                             continue
                         if len(received) >= MAX_FILES:
                             raise InvalidInput(f"at most {MAX_FILES} files per request")
-                        name = safe_basename(event.filename)
-                        path = directory / f"{len(received):03d}-{name}"
+                        name = safe_basename(filename)
+                        folder = directory / f"{len(received):03d}"
+                        folder.mkdir()
+                        path = folder / name
                         out = path.open("wb")
                         current = (path, name)
                     elif event:

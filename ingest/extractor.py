@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kb.errors import ExtractionError
+from kb.extraction import DEFAULT_LIMITS, Limits
 from kb.types import Extraction
 
 _HEADER = struct.Struct("!I")
@@ -110,9 +111,9 @@ class _Watchdog(threading.Thread):
 
 
 def serve(parent: int) -> None:
-    """The child of process `parent`: read (path, timeout, page_timeout) requests on stdin; per
-    path, answer on stdout with ("pages", n) for a PDF, then one of ("done", Extraction) or
-    ("failed", (reason, message))."""
+    """The child of process `parent`: read (path, timeout, page_timeout, limits) requests on
+    stdin; per path, answer on stdout with ("pages", n) for a PDF, then one of
+    ("done", Extraction) or ("failed", (reason, message))."""
     _die_with_parent()
     watchdog = _Watchdog(parent)
     watchdog.start()  # also exits at once if the parent died before this process was ready
@@ -128,12 +129,12 @@ def serve(parent: int) -> None:
 
     while True:
         try:
-            path, timeout, page_timeout = _receive(requests)
+            path, timeout, page_timeout, limits = _receive(requests)
         except EOFError:
             return
         watchdog.begin(timeout, page_timeout)
         try:
-            _send(replies, ("done", extract(Path(path), on_pages)))
+            _send(replies, ("done", extract(Path(path), on_pages, limits)))
         except ExtractionError as exc:
             _send(replies, ("failed", (exc.reason, exc.message)))
         except Exception as exc:  # any parser failure is this file's failure
@@ -145,12 +146,16 @@ def serve(parent: int) -> None:
 class Extractor:
     """Extracts files one at a time in a child process.
 
-    `timeout`: seconds any file may take; `page_timeout`: seconds added per page of a PDF.
+    `timeout`: seconds any file may take; `page_timeout`: seconds added per page of a PDF;
+    `limits`: the characters kept from a page and a file.
     """
 
-    def __init__(self, timeout: float, page_timeout: float = 0.0) -> None:
+    def __init__(
+        self, timeout: float, page_timeout: float = 0.0, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.timeout = timeout
         self.page_timeout = page_timeout
+        self.limits = limits
         self._proc: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -177,7 +182,7 @@ class Extractor:
         proc = self._proc or self._start()
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            _send(proc.stdin, (str(path), self.timeout, self.page_timeout))
+            _send(proc.stdin, (str(path), self.timeout, self.page_timeout, self.limits))
             sent = time.monotonic()
             limit, how = self.timeout, ""
             waiting = select.poll()  # not select(): it fails for descriptors past 1023

@@ -220,7 +220,9 @@ class _Run:
         def work() -> None:
             try:
                 with Extractor(
-                    self.settings.extract_timeout, self.settings.extract_page_timeout
+                    self.settings.extract_timeout,
+                    self.settings.extract_page_timeout,
+                    self.settings.extraction_limits,
                 ) as extractor:
                     for path, source in items:
                         if stop.is_set():

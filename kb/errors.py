@@ -7,11 +7,14 @@ KBError                     500  internal_error         exit 1
 ├── ClientError             4xx  (base only)            exit 1   the caller can fix the request
 │   ├── InvalidInput        400  invalid_request        exit 2
 │   ├── Unauthorized        401  unauthorized           exit 1   kb's own API key check only
+│   ├── Forbidden           403  forbidden              exit 1   a write from another origin
 │   ├── NotFound            404  not_found              exit 1   a kb document or file
+│   ├── RequestTimeout      408  request_timeout        exit 1   a request body too slow
 │   ├── Conflict            409  conflict               exit 1
 │   ├── TooLarge            413  too_large              exit 1   over kb's own limits
 │   ├── UnsupportedType     415  unsupported_type       exit 1
-│   └── ExtractionError     422  extraction_failed      exit 1
+│   ├── ExtractionError     422  extraction_failed      exit 1
+│   └── ClientDisconnected  499  client_disconnected    exit 1   the client left mid-request
 └── UpstreamError           502  upstream_error         exit 1   Anthropic or Chroma failed
     ├── UpstreamAuthError   502  upstream_auth_error    exit 2   Anthropic refused kb's key
     ├── UpstreamRejected    502  upstream_rejected      exit 1   Anthropic refused a request
@@ -87,9 +90,24 @@ class Unauthorized(ClientError):
     code = "unauthorized"
 
 
+class Forbidden(ClientError):
+    """A request the server will not serve for who sent it: a browser write from another
+    origin."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(ClientError):
     status = 404
     code = "not_found"
+
+
+class RequestTimeout(ClientError):
+    """A request body that did not arrive in time, or arrived too slowly."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class Conflict(ClientError):
@@ -116,6 +134,14 @@ class ExtractionError(ClientError):
     def __init__(self, reason: str, message: str | None = None) -> None:
         super().__init__(message or reason)
         self.reason = reason
+
+
+class ClientDisconnected(ClientError):
+    """The client went away before its request was read: nobody reads the answer, so this is
+    logged as a disconnect, never as a server error (499, as nginx counts it)."""
+
+    status = 499
+    code = "client_disconnected"
 
 
 # -- a service behind kb -------------------------------------------------------------------

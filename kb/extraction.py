@@ -5,6 +5,12 @@ time limit; its `on_pages` callback hears a PDF's page count before the pages ar
 the limit can grow with the file. A file that cannot be read raises `ExtractionError(reason)`
 with a short reason (`encrypted`, `empty file`, `malformed PDF: ...`); damage to single pages
 becomes a note.
+
+What one file may cost is bounded here, where its text is made: at most `limits.page_chars`
+characters of a PDF page and `limits.file_chars` of a file are kept. A page's text stops being
+read as soon as it passes its share (a 25 KB PDF can inflate to millions of characters), and
+the cut is the document's note (`text cut at 20,000 characters: page 3`), never a failure: the
+file is still searchable by what it kept.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,25 @@ _GENERIC_TITLES = frozenset({"untitled", "title", "document", "unknown", "none",
 _HEADING = re.compile(r"^#[ \t]+(.+?)[ \t#]*$")
 _WORD_SEPARATORS = re.compile(r"[\s_\-.]+")
 _LEADERS = re.compile(r"([._=*~·…-])\1{2,}")  # leaders: dots, dashes, rules
+
+MAX_PAGE_CHARS = 20_000  # a dense page of a filing holds 3,000 to 10,000
+MAX_FILE_CHARS = 3_000_000  # a 500-page filing holds about 2.5 million
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Characters kept from one PDF page and from one file (`KB_MAX_PAGE_CHARS`,
+    `KB_MAX_FILE_CHARS`)."""
+
+    page_chars: int = MAX_PAGE_CHARS
+    file_chars: int = MAX_FILE_CHARS
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class _Enough(Exception):
+    """Raised inside pypdf's text visitor once a page has given all it may keep."""
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -72,11 +98,14 @@ def is_sidecar(path: Path) -> bool:
     return image.suffix.lower() in IMAGE_SUFFIXES and image.is_file()
 
 
-def extract(path: Path, on_pages: Callable[[int], None] | None = None) -> Extraction:
+def extract(
+    path: Path, on_pages: Callable[[int], None] | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Extraction:
     """Read one file. Raises `ExtractionError` for a file that cannot be used.
 
     For a PDF, `on_pages(n)` is called once with the page count as soon as the page tree has
     been read, before any page's text; text files and images are read at once and never call it.
+    Text beyond `limits` is dropped and noted.
     """
     kind = kind_of(path)
     if kind is None:
@@ -88,10 +117,10 @@ def extract(path: Path, on_pages: Callable[[int], None] | None = None) -> Extrac
     if not data:
         raise ExtractionError("empty file", f"{path.name} is empty")
     if kind == "pdf":
-        return _extract_pdf(data, path.stem, on_pages)
+        return _extract_pdf(data, path.stem, on_pages, limits)
     if kind == "image":
         return _extract_image(path, data)
-    return _extract_text(path, data)
+    return _extract_text(path, data, limits)
 
 
 def _sniff_path(path: Path) -> str | None:
@@ -102,8 +131,32 @@ def _sniff_path(path: Path) -> str | None:
         return None
 
 
+def _page_text(page: Any, keep: int) -> tuple[str, bool]:
+    """A page's text, at most `keep` characters, and whether more was dropped. pypdf's visitor
+    sees the text as it is made, so a page that would inflate to millions of characters stops
+    being read once it has given `keep` (what extract_text returns is the same text)."""
+    pieces: list[str] = []
+    seen = 0
+
+    def count(text: str, *_: Any) -> None:
+        nonlocal seen
+        pieces.append(text)
+        seen += len(text)
+        if seen > keep:
+            raise _Enough
+
+    try:
+        text = page.extract_text(visitor_text=count) or ""
+    except _Enough:
+        text = "".join(pieces)
+    return (text[:keep], True) if len(text) > keep else (text, False)
+
+
 def _extract_pdf(
-    data: bytes, stem: str, on_pages: Callable[[int], None] | None = None
+    data: bytes,
+    stem: str,
+    on_pages: Callable[[int], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Extraction:
     from kb.pdf import open_pdf, short_error
 
@@ -119,21 +172,40 @@ def _extract_pdf(
     pages: list[Page] = []
     failed: list[int] = []
     garbled: list[int] = []
+    cut: list[int] = []  # pages over the page limit
+    dropped: list[int] = []  # pages past the file limit
+    left = limits.file_chars
     for number in range(1, count + 1):
-        try:
-            text = reader.pages[number - 1].extract_text() or ""
-        except Exception:  # one bad page must not lose the file
-            text = ""
-            failed.append(number)
+        keep = min(limits.page_chars, left)
+        over = False
+        if keep <= 0:
+            text, over = "", True
+        else:
+            try:
+                text, over = _page_text(reader.pages[number - 1], keep)
+            except Exception:  # one bad page must not lose the file
+                text = ""
+                failed.append(number)
+        if over:
+            (cut if keep == limits.page_chars else dropped).append(number)
         if is_garbled(text):
             text = ""
             garbled.append(number)
-        pages.append(Page(number, text.replace("\x00", "")))
+        text = text.replace("\x00", "")
+        left -= len(text)
+        pages.append(Page(number, text))
     notes: list[str] = []
     if failed:
         notes.append(f"text extraction failed: {page_ranges(failed)}")
     if garbled:
         notes.append(f"garbled text skipped: {page_ranges(garbled)}")
+    if cut:
+        notes.append(f"text cut at {limits.page_chars:,} characters: {page_ranges(cut)}")
+    if dropped:
+        notes.append(
+            f"text beyond {limits.file_chars:,} characters in the file dropped: "
+            f"{page_ranges(dropped)}"
+        )
     if not failed and not garbled and not any(p.text.strip() for p in pages):
         notes.append("image-only: no text layer")
     return Extraction(
@@ -155,16 +227,21 @@ def _pdf_title(reader: Any) -> str | None:
         return None
 
 
-def _extract_text(path: Path, data: bytes) -> Extraction:
+def _extract_text(path: Path, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extraction:
     text = decode_utf8(data, path.name)
     if not text.strip():
         raise ExtractionError("empty file", f"{path.name} holds only whitespace")
+    notes: tuple[str, ...] = ()
+    if len(text) > limits.file_chars:
+        notes = (f"text beyond {limits.file_chars:,} characters dropped (of {len(text):,})",)
+        text = text[: limits.file_chars]
     return Extraction(
         kind="text",
         mime_type="text/plain",
         title=markdown_title(text) or path.stem,
         pages=(Page(1, text),),
         page_count=1,
+        notes=notes,
     )
 
 

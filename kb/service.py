@@ -15,6 +15,7 @@ The answerer is given only the callables it needs (`Uploads.in_windows`, `ensure
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -137,11 +138,22 @@ class KnowledgeBase:
         return self.uploads.referenced()
 
 
+# control, format, surrogate and separator characters: nothing a reader would see
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` shows nothing: only whitespace, control and format characters (NUL,
+    zero-width spaces, direction marks, a byte-order mark)."""
+    return all(ch.isspace() or unicodedata.category(ch) in _INVISIBLE for ch in text)
+
+
 def check_question(text: str, settings: Settings, field: str = "question") -> str:
-    """The question, stripped; refused when blank or over `max_question_chars`."""
+    """The question, stripped; refused when blank (nothing but whitespace, control or format
+    characters) or over `max_question_chars`."""
     question = text.strip()
-    if not question:
-        raise InvalidInput(f"{field}: must not be empty")
+    if is_blank(question):
+        raise InvalidInput(f"{field}: must not be empty (it has no visible characters)")
     if len(question) > settings.max_question_chars:
         raise InvalidInput(
             f"{field}: {len(question)} characters is over the limit of "

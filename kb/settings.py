@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kb.errors import ConfigError
+from kb.extraction import MAX_FILE_CHARS, MAX_PAGE_CHARS, Limits
 from kb.pricing import PriceTable, parse_price_table
 from kb.types import SEARCH_MODES, SearchMode
 
@@ -108,6 +109,15 @@ def _list(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("is not a boolean: use true or false")
+
+
 def _not_empty(value: object) -> str | None:
     return None if isinstance(value, str) and value.strip() else "must not be empty"
 
@@ -123,6 +133,18 @@ def _url(value: object) -> str | None:
     if url.scheme in ("http", "https") and url.hostname:
         return None
     return "is not an http or https URL with a host (http://host:port)"
+
+
+def _origins(value: object) -> str | None:
+    for origin in value if isinstance(value, tuple) else ():
+        try:
+            url = urlparse(origin)
+            _ = url.port
+        except ValueError:
+            return f"has a bad origin {origin!r}"
+        if url.scheme not in ("http", "https") or not url.hostname or url.path or url.query:
+            return f"has {origin!r}, not an origin (`https://host[:port]`, no path)"
+    return None
 
 
 def _search_mode(value: object) -> str | None:
@@ -242,6 +264,27 @@ class Settings:
     max_file_bytes: int = field(
         default=200 * 1024 * 1024,
         metadata=spec("KB_MAX_FILE_BYTES", _int, "larger files are `skipped: too large`", min=1),
+    )
+    max_page_chars: int = field(
+        default=MAX_PAGE_CHARS,
+        metadata=spec(
+            "KB_MAX_PAGE_CHARS",
+            _int,
+            "characters kept from one extracted page (a dense page of a filing has 3,000 to "
+            "10,000); the rest of a longer page is dropped, and the document's notes say which "
+            "pages were cut",
+            min=1,
+        ),
+    )
+    max_file_chars: int = field(
+        default=MAX_FILE_CHARS,
+        metadata=spec(
+            "KB_MAX_FILE_CHARS",
+            _int,
+            "characters kept from one file (a 500-page filing has about 2.5 million); text "
+            "beyond it is dropped, and the document's notes say from which page",
+            min=1,
+        ),
     )
     # Retrieval and answering
     search_mode: SearchMode = field(
@@ -392,6 +435,55 @@ class Settings:
             min=1,
         ),
     )
+    body_timeout: float = field(
+        default=600.0,
+        metadata=spec(
+            "KB_BODY_TIMEOUT",
+            _float,
+            "seconds a request body may take to arrive in full (408 beyond; an upload's temp "
+            "files are removed)",
+            above=0,
+        ),
+    )
+    body_min_rate: int = field(
+        default=10_000,
+        metadata=spec(
+            "KB_BODY_MIN_RATE",
+            _int,
+            "bytes per second a request body must average after its first 10 seconds (408 "
+            "below: a stalled or trickling upload is dropped); 0 checks only `KB_BODY_TIMEOUT`",
+            min=0,
+        ),
+    )
+    allowed_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata=spec(
+            "KB_ALLOWED_HOSTS",
+            _list,
+            "comma-separated names the API answers to in the `Host` header, besides `localhost`, "
+            "loopback addresses and the address it is bound to (400 otherwise); `*` allows any",
+        ),
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=spec(
+            "KB_CORS_ORIGINS",
+            _list,
+            "comma-separated origins (`https://app.example.com`) that browsers may call the "
+            "API from; unset sends no CORS headers, and writes from any other origin are 403",
+            check=_origins,
+        ),
+    )
+    send_source_paths: bool = field(
+        default=False,
+        metadata=spec(
+            "KB_SEND_SOURCE_PATHS",
+            _bool,
+            "`true`: each document sent to Claude names its source (a local path or upload "
+            "name); by default only its title and pages are sent",
+            shown="`false`",
+        ),
+    )
 
     def __post_init__(self) -> None:
         problems = [p for name, s in specs().items() if (p := s.problem(getattr(self, name)))]
@@ -427,6 +519,10 @@ class Settings:
                 f"{PDF_PAGE_TOKENS} per page and a KB_MAX_QUESTION_CHARS question)"
             ]
         return []
+
+    @property
+    def extraction_limits(self) -> Limits:
+        return Limits(self.max_page_chars, self.max_file_chars)
 
     @property
     def chroma_dir(self) -> Path:

@@ -109,3 +109,37 @@ def make_image_only_pdf(path: Path, n_pages: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bytes(pdf.output()))
     return path
+
+
+def inflating_pdf_bytes(chars: int, pages: int = 1) -> bytes:
+    """A small PDF whose one compressed content stream, shared by every page, extracts to about
+    `chars` characters per page: 4.85 million characters fit in under 20 KB."""
+    line = b"(lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ) Tj T* "
+    content = b"BT /F1 10 Tf 12 TL 20 800 Td " + line * max(chars // 78, 1) + b"ET"
+    stream = zlib.compress(content, 9)
+    font = 4 + pages
+    kids = " ".join(f"{4 + i} 0 R" for i in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        *(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
+            for _ in range(pages)
+        ),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)

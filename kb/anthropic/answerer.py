@@ -3,7 +3,8 @@
 The request is planned in `kb.anthropic.request` (selection, blocks, citation mapping). Here:
 sending it (plain or streamed), turning the reply into an `Answer`, and recovery. A `file_id`
 the API reports missing (404, or a 400 naming a file as not found/expired: the contract leaves
-the status open) is re-uploaded from the local copy once and the request retried once.
+the status open) has its document re-uploaded from the local copy, once, and the request is
+retried; only an error that names no sent file makes kb look the sent files up.
 
 Only what the contract promises is relied on: `citations` may be null or absent, usage fields
 other than input/output tokens may be missing, unknown block/citation/event types are skipped,
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from kb.anthropic.errors import to_kb_error
@@ -90,6 +91,14 @@ def _maybe_missing_file(exc: Exception) -> bool:
     )
 
 
+@dataclass
+class _Recovery:
+    """What one question's recovery from missing files has done so far."""
+
+    renewed: set[str] = field(default_factory=set)  # documents uploaded again
+    checked: bool = False  # every sent file was looked up once
+
+
 class ClaudeAnswerer:
     """Answers with Claude. Given, not the knowledge base, but what it needs of it: moving a
     document to the current page windows, making sure its files are uploaded, uploading them
@@ -134,7 +143,8 @@ class ClaudeAnswerer:
             yield AnswerDone(self._nothing_to_send())
             return
         plan = Plan.of(question, picks)
-        for attempt in (0, 1):
+        recovery = _Recovery()
+        while True:
             try:
                 if streaming:
                     yield from self._stream_once(plan)
@@ -147,12 +157,7 @@ class ClaudeAnswerer:
             except Exception as exc:
                 if not _maybe_missing_file(exc):
                     raise to_kb_error(exc, "Asking Claude") from exc
-                if attempt:
-                    raise UpstreamNotFound(
-                        "A document's file is missing at Anthropic even after re-uploading it",
-                        hint=str(to_kb_error(exc)),
-                    ) from exc
-                plan = self._recover(plan, exc)
+                plan = self._recover(plan, exc, recovery)
 
     def _stream_once(self, plan: Plan) -> Iterator[AnswerEvent]:
         with self._client.messages.stream(**plan.request(self._settings)) as stream:
@@ -184,20 +189,40 @@ class ClaudeAnswerer:
         document = self._ensure_uploaded(pick.document)
         return pick if document is pick.document else replace(pick, document=document)
 
-    def _recover(self, plan: Plan, exc: Exception) -> Plan:
+    def _recover(self, plan: Plan, exc: Exception, recovery: _Recovery) -> Plan:
         """Re-upload the documents whose file_ids are gone; return the plan with new ids.
-        An error that names no sent file, while every sent file still exists, is not about
-        files (e.g. an unknown model): it is raised as is."""
+
+        The files the error names are gone, and no other file is looked up; only an error that
+        names none of the sent files makes kb check each of them (once per question). Each
+        document is re-uploaded at most once, so this ends: a file still missing after its
+        document was re-uploaded is an `UpstreamNotFound`, and an error that names no sent
+        file while every sent file still exists is not about files (e.g. an unknown model):
+        it is raised as is."""
         sent = plan.file_ids()
-        named = set(_FILE_ID.findall(_error_text(exc))) & sent
-        gone = named | {f for f in sent - named if not self._file_exists(f)}
-        if not gone:
+        gone = set(_FILE_ID.findall(_error_text(exc))) & sent
+        if not gone and not recovery.checked:
+            recovery.checked = True
+            gone = {
+                f
+                for p in plan.picks
+                if p.document.id not in recovery.renewed
+                for f in [file_id_of(p)]
+                if f and not self._file_exists(f)
+            }
+        docs = {p.document.id for p in plan.picks if file_id_of(p) in gone}
+        if not docs or docs & recovery.renewed:
+            if recovery.renewed:
+                raise UpstreamNotFound(
+                    "A document's file is missing at Anthropic even after re-uploading it",
+                    hint=str(to_kb_error(exc)),
+                ) from exc
             raise to_kb_error(exc, "Asking Claude") from exc
         renewed: dict[str, Document] = {}
         for pick in plan.picks:
             doc = pick.document
-            if file_id_of(pick) in gone and doc.id not in renewed:
+            if doc.id in docs and doc.id not in renewed:
                 renewed[doc.id] = self._reupload(doc)
+        recovery.renewed |= docs
         picks = [replace(p, document=renewed.get(p.document.id, p.document)) for p in plan.picks]
         return Plan.of(plan.question, picks)
 

@@ -21,9 +21,16 @@ def make_client(settings: Settings) -> anthropic.Anthropic:
 
     class Client(anthropic.Anthropic):
         """Honours `retry-after`, but waits at most `max_retry_wait` seconds (the SDK itself
-        would sleep for as long as any server asks, e.g. an hour, inside one request)."""
+        would sleep for as long as any server asks, e.g. an hour, inside one request).
+        Otherwise the SDK's client as it is, down to its User-Agent."""
 
         max_retry_wait = MAX_RETRY_WAIT
+
+        @property
+        def user_agent(self) -> str:
+            """The SDK's own `Anthropic/Python <version>`: the SDK names the client's class,
+            and this subclass must not change what Anthropic sees."""
+            return f"{anthropic.Anthropic.__name__}/Python {anthropic.__version__}"
 
         def _calculate_retry_timeout(self, *args: Any, **kwargs: Any) -> float:
             wait = float(super()._calculate_retry_timeout(*args, **kwargs))

@@ -120,6 +120,19 @@ def file_id_of(pick: Pick) -> str | None:
     return next((f.file_id for f in pick.document.files if f.part == pick.part.index), None)
 
 
+def block_context(pick: Pick, settings: Settings) -> str:
+    """What a document block says about itself besides its title: a PDF window's pages, and
+    its source (a local path, an upload's name) only when `KB_SEND_SOURCE_PATHS` opts in:
+    local paths are private and never go upstream by default."""
+    doc, part = pick.document, pick.part
+    context: list[str] = []
+    if settings.send_source_paths:
+        context.append(f"Source: {doc.source}")
+    if doc.kind == "pdf":
+        context.append(f"pages {part.page_start}-{part.page_end} of {doc.page_count}")
+    return "; ".join(context)
+
+
 @dataclass
 class Plan:
     question: str
@@ -140,19 +153,15 @@ class Plan:
             if pick.document.kind == "image":
                 blocks.append({"type": "image", "source": source})
                 continue
-            doc, part = pick.document, pick.part
-            context = f"Source: {doc.source}"
-            if doc.kind == "pdf":
-                context += f"; pages {part.page_start}-{part.page_end} of {doc.page_count}"
-            blocks.append(
-                {
-                    "type": "document",
-                    "source": source,
-                    "title": doc.title[:250] or None,
-                    "context": context,
-                    "citations": {"enabled": True},
-                }
-            )
+            block: dict[str, Any] = {
+                "type": "document",
+                "source": source,
+                "title": pick.document.title[:250] or None,
+                "citations": {"enabled": True},
+            }
+            if context := block_context(pick, settings):
+                block["context"] = context
+            blocks.append(block)
         documents = [b for b in blocks if b["type"] == "document"] or blocks
         if documents:  # the cacheable prefix ends at the last document block
             documents[-1]["cache_control"] = {"type": "ephemeral"}

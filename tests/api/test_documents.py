@@ -169,7 +169,7 @@ def test_declared_huge_body_is_refused_before_reading(api: Running) -> None:
     host, port = api.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
-            b"POST /v1/documents HTTP/1.1\r\nHost: x\r\n"
+            b"POST /v1/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: multipart/form-data; boundary=zz\r\n"
             b"Content-Length: 10000000000\r\n\r\n"
         )

@@ -19,6 +19,7 @@ import pytest
 
 from ingest.extractor import CHILD_GRACE, Extractor, _receive, _send
 from kb.errors import ExtractionError
+from kb.extraction import DEFAULT_LIMITS
 from kb.service import open_kb
 from standin.pdfs import make_pdf, pdf_bytes
 
@@ -239,10 +240,10 @@ def test_a_child_left_with_a_hanging_file_exits_past_its_limit(tmp_path: Path) -
     with killed_at_exit(child.pid):
         good = tmp_path / "good.txt"
         good.write_text("Fine text.\n")
-        _send(child.stdin, (str(good), 30.0, 0.0))
+        _send(child.stdin, (str(good), 30.0, 0.0, DEFAULT_LIMITS))
         assert _receive(child.stdout)[0] == "done"  # the child is up and well
         sent = time.monotonic()
-        _send(child.stdin, (str(fifo), 1.0, 0.0))
+        _send(child.stdin, (str(fifo), 1.0, 0.0, DEFAULT_LIMITS))
         assert child.wait(30) == 1
         waited = time.monotonic() - sent
         assert 1.0 + CHILD_GRACE - 0.5 < waited < 1.0 + CHILD_GRACE + 10

@@ -73,7 +73,7 @@ def test_split_pdf_citation_maps_to_original_page(online_kb: Any, corpus: Path, 
     assert pdf_cites[0].source == doc.source
     body = _messages(standin)[-1].json
     blocks = body["messages"][0]["content"]
-    sent_pdf = [b for b in blocks if b["type"] == "document" and "pages" in b["context"]]
+    sent_pdf = [b for b in blocks if b["type"] == "document" and "pages" in b.get("context", "")]
     total_pages = sum(d.page_end - d.page_start + 1 for d in answer.documents)
     assert total_pages <= 5
     assert sent_pdf and all(b["citations"] == {"enabled": True} for b in blocks[:-1])
@@ -127,9 +127,9 @@ def test_missing_remote_file_is_uploaded_again_once(
     answer = _ask(online_kb, "Which ship laid the submarine cable to Orkney?")
 
     assert "Faraday" in answer.text
-    assert len(_messages(standin)) == 2
     reuploaded = len(standin.requests("POST", "/v1/files")) - uploads_before
     sent_docs = {d.doc_id for d in answer.documents}
+    assert len(_messages(standin)) == 1 + len(sent_docs)  # a retry per document gone
     expected = sum(len(online_kb.index.get(d).files) for d in sent_docs)
     assert reuploaded == expected
     for doc_id in sent_docs:  # the record now holds the new file ids

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,10 @@ def test_missing_file_as_404_or_400_is_uploaded_again_once(
     uploads = len(standin.requests("POST", "/v1/files"))
     answer = _ask(online_kb, stream)
     assert "Mirabel Quint" in answer.text
-    assert [r.status for r in _messages(standin)] == [status, 200]
     docs = {d.doc_id for d in answer.documents}
+    # each error names one missing file: its document is uploaded again and the question
+    # retried, one document at a time, with no other file looked up
+    assert [r.status for r in _messages(standin)] == [status] * len(docs) + [200]
     parts = sum(len(online_kb.index.get(d).files) for d in docs)
     assert len(standin.requests("POST", "/v1/files")) - uploads == parts  # each part once
     assert {d.file_id for d in answer.documents} <= set(standin.state.files)
@@ -240,3 +243,58 @@ def test_cli_names_the_setting_anthropic_refuses(
     assert main(["ask", QUESTION]) == 2  # a bad setting
     err = capsys.readouterr().err
     assert "Anthropic rejected kb's API key" in err and "check ANTHROPIC_API_KEY" in err
+
+
+def test_a_missing_file_named_by_the_error_is_the_only_one_checked(
+    online_kb: Any, standin: Any
+) -> None:
+    question = "Who painted the lighthouse tower green, and which ship laid the cable?"
+    first = _ask(online_kb, False, question)
+    sent = [d.file_id for d in first.documents]
+    assert len(sent) >= 2  # a PDF window and the notes
+    gone = sent[0]
+    gone_doc = next(d.doc_id for d in first.documents if d.file_id == gone)
+    others = {d.file_id for d in first.documents if d.doc_id != gone_doc}
+    assert others
+    del standin.state.files[gone]
+    log_before = len(standin.log)
+    answer = _ask(online_kb, False, question)
+    after = standin.log[log_before:]
+    assert [r.status for r in after if r.path == "/v1/messages"] == [404, 200]
+    looked_up = {r.path.removeprefix("/v1/files/") for r in after if r.method == "GET"}
+    assert not looked_up & others  # the 404 named the file: no other file was looked up
+    assert gone not in {d.file_id for d in answer.documents}
+    assert "Mirabel Quint" in answer.text
+
+
+def test_requests_keep_the_sdk_user_agent_and_send_no_local_paths(
+    online_kb: Any, online_settings: Any, standin: Any, tmp_path: Path
+) -> None:
+    import anthropic
+
+    _ask(online_kb, False)
+    _ask(online_kb, True)
+    for request in standin.log:
+        assert request.header("user-agent") == f"Anthropic/Python {anthropic.__version__}"
+    for request in _messages(standin):
+        raw = json.dumps(request.json)
+        assert str(tmp_path) not in raw and "Source:" not in raw
+        documents = [b for b in request.json["messages"][0]["content"] if b["type"] == "document"]
+        assert documents and all(b["title"] for b in documents)
+        pdfs = [b for b in documents if "context" in b]
+        assert pdfs and all(b["context"].startswith("pages ") for b in pdfs)
+
+
+def test_source_paths_are_sent_only_when_asked(
+    online_settings: Any, embedder: Any, standin: Any, tmp_path: Path
+) -> None:
+    root = tmp_path / "opted-in"
+    root.mkdir()
+    root.joinpath("notes.txt").write_text("The submarine cable was laid by the Faraday in 1901.\n")
+    settings = online_settings.replace(send_source_paths=True)
+    with open_kb(settings, embedder=embedder) as kb:
+        assert ingest_paths(kb, [root]).failed == 0
+        _ask(kb, False, "Which ship laid the submarine cable?")
+    [request] = _messages(standin)
+    [block] = [b for b in request.json["messages"][0]["content"] if b["type"] == "document"]
+    assert block["context"] == f"Source: {root / 'notes.txt'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import multiprocessing
@@ -13,6 +14,9 @@ import pytest
 
 from kb.errors import ExtractionError
 from kb.extraction import (
+    MAX_FILE_CHARS,
+    MAX_PAGE_CHARS,
+    Limits,
     extract,
     filename_words,
     is_garbled,
@@ -23,7 +27,13 @@ from kb.extraction import (
     page_ranges,
     sniff_mime,
 )
-from standin.pdfs import make_image_only_pdf, make_pdf, make_png, pdf_bytes
+from standin.pdfs import (
+    inflating_pdf_bytes,
+    make_image_only_pdf,
+    make_pdf,
+    make_png,
+    pdf_bytes,
+)
 
 REAL_PDFS = Path(__file__).resolve().parents[3] / "shared" / "data" / "pdfs"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 20
@@ -376,3 +386,54 @@ def test_real_world_pdf(entry: dict[str, object]) -> None:
             assert "image-only: no text layer" in result.notes
         else:
             assert any(p.text.strip() for p in result.pages)
+
+
+# --- what one file may cost -----------------------------------------------------------------
+
+
+def test_a_page_that_inflates_to_millions_of_characters_is_cut(tmp_path: Path) -> None:
+    data = inflating_pdf_bytes(4_850_000)
+    assert len(data) < 25_000
+    path = tmp_path / "bomb.pdf"
+    path.write_bytes(data)
+    result = extract(path)
+    assert result.page_count == 1
+    assert len(result.pages[0].text) == MAX_PAGE_CHARS
+    assert result.pages[0].text.startswith("lorem ipsum dolor")
+    assert result.notes == (f"text cut at {MAX_PAGE_CHARS:,} characters: page 1",)
+
+
+def test_text_beyond_the_file_limit_is_dropped_with_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "many.pdf"
+    path.write_bytes(inflating_pdf_bytes(5_000, pages=10))
+    result = extract(path, limits=Limits(page_chars=4_000, file_chars=10_000))
+    lengths = [len(p.text) for p in result.pages]
+    assert lengths == [4_000, 4_000, 2_000] + [0] * 7
+    assert result.page_count == 10
+    assert result.notes == (
+        "text cut at 4,000 characters: pages 1-2",
+        "text beyond 10,000 characters in the file dropped: pages 3-10",
+    )
+    text = tmp_path / "long.txt"
+    text.write_text("word " * 5_000)
+    result = extract(text, limits=Limits(file_chars=1_000))
+    assert len(result.pages[0].text) == 1_000
+    assert result.notes == ("text beyond 1,000 characters dropped (of 25,000)",)
+
+
+def test_a_long_filing_keeps_all_its_text_under_the_default_limits(tmp_path: Path) -> None:
+    """500 pages of about 4,500 characters each: 2.25 million characters, none dropped."""
+    from pypdf import PdfReader, PdfWriter
+
+    dense = "Net revenue by segment and region, with the notes to the accounts. " * 66
+    page = PdfReader(io.BytesIO(pdf_bytes([dense]))).pages[0]
+    writer = PdfWriter()
+    for _ in range(500):
+        writer.add_page(page)
+    path = tmp_path / "filing.pdf"
+    with path.open("wb") as handle:
+        writer.write(handle)
+    result = extract(path)
+    assert result.page_count == 500 and result.notes == ()
+    assert all(words(p.text) == words(dense) for p in (result.pages[0], result.pages[-1]))
+    assert 2_000_000 < sum(len(p.text) for p in result.pages) <= MAX_FILE_CHARS

@@ -212,3 +212,27 @@ def test_default_price_table_is_empty_and_uses_built_in_prices() -> None:
     assert dict(settings.price_table) == {}
     usage = Usage(1_000_000, 0, 0, 0)
     assert estimate_cost("claude-sonnet-5-5", usage, settings.price_table) == pytest.approx(3.0)
+
+
+def test_hardening_settings_parse_and_check() -> None:
+    settings = Settings.from_env(
+        {
+            "KB_SEND_SOURCE_PATHS": "true",
+            "KB_ALLOWED_HOSTS": "kb.example.com, 10.0.0.5",
+            "KB_CORS_ORIGINS": "https://app.example.com,http://localhost:3000",
+            "KB_MAX_PAGE_CHARS": "5000",
+            "KB_BODY_MIN_RATE": "0",
+        },
+        env_file=None,
+    )
+    assert settings.send_source_paths is True
+    assert settings.allowed_hosts == ("kb.example.com", "10.0.0.5")
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    assert settings.extraction_limits.page_chars == 5000
+    assert Settings.from_env({}, env_file=None).send_source_paths is False
+    with pytest.raises(ConfigError, match="KB_SEND_SOURCE_PATHS='maybe' is not a boolean"):
+        Settings.from_env({"KB_SEND_SOURCE_PATHS": "maybe"}, env_file=None)
+    with pytest.raises(ConfigError, match=r"KB_CORS_ORIGINS=.*not an origin"):
+        Settings.from_env({"KB_CORS_ORIGINS": "https://app.example.com/path"}, env_file=None)
+    with pytest.raises(ConfigError, match="KB_BODY_TIMEOUT must be above 0"):
+        Settings.from_env({"KB_BODY_TIMEOUT": "0"}, env_file=None)
