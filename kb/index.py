@@ -5,6 +5,15 @@ API replicas and ingest workers. The document record is the commit point: chunks
 without a committed record are invisible to search and are replaced by the next ingest.
 Writes go in batches within the client's `get_max_batch_size()`.
 
+Writers of one document take turns (`Index.claim`, a `kb.claims` claim on its id across the
+threads and processes of this machine): a record is changed only as read under its claim
+(`Index.update`), so a removed document is never written back and a source added meanwhile is
+never lost, and `remove` holds the same claim while it deletes record, chunks and files. A
+document's epoch (kept in its lock file) changes whenever its chunks, copy or stored files may
+have been deleted outside a commit: a writer that built a new document without its claim, and
+finds the epoch it read before it started moved, puts back what may be missing before it
+commits.
+
 With embedded Chroma each process holds the vector index in memory: `refresh` reopens the
 client when another process has committed since this one last looked (each generation this
 process writes remembers the one it replaced, read under a claim every writer takes), and
@@ -218,6 +227,39 @@ class Index:
         except Exception as exc:
             raise Unavailable(f"Chroma is not reachable: {exc}") from exc
 
+    # -- claims ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def claim(self, *doc_ids: str) -> Iterator[None]:
+        """Be the only writer of these documents on this machine for the block (reentrant)."""
+        with self.claims.hold_all(doc_ids):
+            yield
+
+    def epoch(self, doc_id: str) -> str:
+        """The document's epoch: changes whenever its chunks, copy or stored files may have
+        been deleted outside a commit (`new_epoch`)."""
+        with self.claims.hold(doc_id) as held:
+            return held.read()
+
+    def new_epoch(self, doc_id: str) -> None:
+        """Say that `doc_id`'s chunks, copy or stored files may have been deleted: a writer
+        that built it under the epoch before puts them back before it commits."""
+        with self.claims.hold(doc_id) as held:
+            held.write(uuid.uuid4().hex)
+
+    def update(self, doc_id: str, change: Callable[[Document], Document]) -> Document | None:
+        """Change a committed record as read under its claim and commit the result (unless
+        `change` returns the record itself); None, with nothing written, when there is no
+        record (a removed document is never written back)."""
+        with self.claim(doc_id):
+            current = self.get(doc_id)
+            if current is None:
+                return None
+            new = change(current)
+            if new is not current:
+                self.commit(new)
+            return new
+
     # -- chunks ---------------------------------------------------------------------------
 
     def add_chunks(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
@@ -238,6 +280,20 @@ class Index:
         for start in range(0, len(doc_ids), 500):
             with self._swap.use():
                 self._chunks.delete(where={"doc_id": {"$in": list(doc_ids[start : start + 500])}})
+
+    def delete_chunk_ids(self, chunk_ids: Sequence[str]) -> None:
+        for start in range(0, len(chunk_ids), self.batch_size):
+            with self._swap.use():
+                self._chunks.delete(ids=list(chunk_ids[start : start + self.batch_size]))
+
+    def chunk_ids(self, doc_ids: Sequence[str]) -> set[str]:
+        """The ids of the chunks stored for these documents, committed or not."""
+        found: set[str] = set()
+        for start in range(0, len(doc_ids), 500):
+            where = {"doc_id": {"$in": list(doc_ids[start : start + 500])}}
+            with self._swap.use():
+                found.update(self._chunks.get(where=where, include=[])["ids"])
+        return found
 
     def chunks(self, doc_id: str) -> list[Chunk]:
         with self._swap.use():
@@ -284,7 +340,9 @@ class Index:
     # -- documents ------------------------------------------------------------------------
 
     def commit(self, doc: Document) -> None:
-        """Write the document record: from now on the document is complete and searchable."""
+        """Write the document record: from now on the document is complete and searchable.
+        A record that may exist already is written under its claim, as read under it
+        (`update`, `claim`)."""
         self.commit_many([doc])
 
     def commit_many(self, docs: Sequence[Document]) -> None:
@@ -370,12 +428,15 @@ class Index:
             return int(self._chunks.count())
 
     def remove(self, doc_id: str) -> Document | None:
-        """Delete a document's record, then its chunks. Remote files are the caller's."""
-        doc = self.get(doc_id)
-        with self._swap.use():
-            self._docs.delete(ids=[doc_id])
-        self.delete_chunks(doc_id)
-        self._bump()
+        """Delete a document's record, then its chunks, under its claim, and give it a new
+        epoch. Remote files are the caller's (who holds the claim while deleting them)."""
+        with self.claim(doc_id):
+            doc = self.get(doc_id)
+            with self._swap.use():
+                self._docs.delete(ids=[doc_id])
+            self.delete_chunks(doc_id)
+            self.new_epoch(doc_id)
+            self._bump()
         return doc
 
     def generation(self) -> str:

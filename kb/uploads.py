@@ -105,17 +105,19 @@ class Uploads:
         """Upload `doc`'s parts, commit the record, then delete the files it no longer uses.
         Raises NotFound when the document was removed meanwhile (its new files are deleted)."""
         uploaded = self.upload(dataclasses.replace(doc, files=()))
-        current = self.index.get(doc.id)
-        if current is None:
-            self._delete(f.file_id for f in uploaded.files)
-            raise NotFound(f"document {doc.id} was removed while its files were uploaded")
-        new = dataclasses.replace(
-            current, parts=uploaded.parts, files=uploaded.files, file_store=uploaded.file_store
-        )
-        self.index.commit(new)
-        if current.file_store == self.files.name:
-            kept = {f.file_id for f in new.files}
-            self._delete(f.file_id for f in current.files if f.file_id not in kept)
+        with self.index.claim(doc.id):  # the record as it is now, not as `doc` was read
+            current = self.index.get(doc.id)
+            if current is None:
+                self.index.new_epoch(doc.id)  # its files go: a writer that took them re-uploads
+                self._delete(f.file_id for f in uploaded.files)
+                raise NotFound(f"document {doc.id} was removed while its files were uploaded")
+            new = dataclasses.replace(
+                current, parts=uploaded.parts, files=uploaded.files, file_store=uploaded.file_store
+            )
+            self.index.commit(new)
+            if current.file_store == self.files.name:
+                kept = {f.file_id for f in new.files}
+                self._delete(f.file_id for f in current.files if f.file_id not in kept)
         return new
 
     def sync(self) -> list[Document]:
