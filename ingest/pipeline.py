@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import os
 import queue
+import secrets
 import threading
 import time
 from collections import Counter
@@ -129,11 +130,30 @@ def ingest_paths(
     return report
 
 
+def upload_source(name: str) -> str:
+    """An uploaded file's own source, `upload:<random id>/<name>`: another file uploaded under
+    the same name is another document, never a new version of this one."""
+    return f"upload:{secrets.token_hex(6)}/{name}"
+
+
 def ingest_uploads(kb: KnowledgeBase, uploads: Sequence[tuple[Path, str]]) -> IngestReport:
-    """Ingest uploaded files: (temporary path, client filename); sources are `upload:<name>`.
+    """Ingest uploaded files: (temporary path, client filename), each under its own source
+    (`upload_source`); the title comes from the name.
 
     The temporary file keeps the client's extension: it decides the type with the content."""
-    return _Run(kb, None).run([(path, f"upload:{name}") for path, name in uploads])
+    return _Run(kb, None).run([(path, upload_source(name)) for path, name in uploads])
+
+
+def replace_document(kb: KnowledgeBase, doc_id: str, path: Path, name: str) -> IngestReport:
+    """Ingest `path` (client filename `name`, which gives the title) as the new content of
+    document `doc_id`: it takes over the document's sources, and the old version goes once the
+    new one is committed (as a changed file on disk does). NotFound when there is no such
+    document (a replacement that waited for another finds the document gone); one result per
+    source."""
+    with kb.index.claims.hold(f"replace-{doc_id}"):  # replacements of one document queue
+        doc = kb.document(doc_id)
+        run = _Run(kb, None, names=dict.fromkeys(doc.sources, name))
+        return run.run([(path, source) for source in doc.sources])
 
 
 def _prune(
@@ -177,8 +197,11 @@ class _Run:
     batch, writing its chunks, committing its records), so the model is never idle while
     files are read."""
 
-    def __init__(self, kb: KnowledgeBase, progress: Progress | None) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, progress: Progress | None, names: dict[str, str] | None = None
+    ) -> None:
         self.kb = kb
+        self.names = names or {}  # source -> the file name its title comes from, if not its own
         self.settings = kb.settings
         self.progress = progress
         self.report = IngestReport()
@@ -306,7 +329,7 @@ class _Run:
             return FileResult(source, "failed", reason, doc_id=doc_id)
         title = extraction.title
         if not title or title == path.stem:  # a file name, not a real title: the user's name
-            title = PurePath(source.removeprefix("upload:")).stem
+            title = PurePath(self.names.get(source, source.removeprefix("upload:"))).stem
         return _Extracted(dataclasses.replace(extraction, title=title), doc_id, epoch)
 
     def _handle(
