@@ -70,6 +70,7 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("/v1/documents", "post"): (400, 401, *BODY),
     ("/v1/documents/{doc_id}", "get"): (400, 401, 404),
     ("/v1/documents/{doc_id}", "delete"): (400, 401, 403, 404),
+    ("/v1/documents/{doc_id}", "put"): (400, 401, 404, *BODY),
 }
 EVENTS = (
     "Server-Sent Events: `delta` `{text}`, `citation` (a citation), then `done` (the answer "
@@ -132,6 +133,7 @@ def complete_schema(openapi: OpenAPI, settings: Settings) -> None:
     _search(operations[("/v1/search", "get")], settings)
     _documents(operations[("/v1/documents", "get")])
     _upload(operations[("/v1/documents", "post")], settings)
+    _upload(operations[("/v1/documents/{doc_id}", "put")], settings, one=True)
     _stream(operations[("/v1/ask/stream", "post")])
     _ready(operations[("/ready", "get")])
     _ask_body(schemas, settings)
@@ -158,19 +160,27 @@ def _documents(operation: Operation) -> None:
     limit.minimum, limit.maximum = 1, MAX_PAGE
 
 
-def _upload(operation: Operation, settings: Settings) -> None:
+def _upload(operation: Operation, settings: Settings, *, one: bool = False) -> None:
     files = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+    parts = "Exactly one file part" if one else "One or more file parts"
     operation.request_body = RequestBody(
         required=True,
         description=(
-            "One or more file parts (any field name; each part needs a `filename` or "
+            f"{parts} (any field name; each part needs a `filename` or "
             f"`filename*`), at most {settings.max_upload_bytes:,} bytes in all"
         ),
         content={
             "multipart/form-data": OpenAPIMediaType(
                 schema=Schema(
                     type=OpenAPIType.OBJECT,
-                    properties={"file": Schema(type=OpenAPIType.ARRAY, items=files, min_items=1)},
+                    properties={
+                        "file": Schema(
+                            type=OpenAPIType.ARRAY,
+                            items=files,
+                            min_items=1,
+                            max_items=1 if one else None,
+                        )
+                    },
                     required=["file"],
                 )
             )

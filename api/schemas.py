@@ -149,7 +149,7 @@ class DocumentList(msgspec.Struct):
 
 
 class FileResultOut(msgspec.Struct):
-    path: str  # the source: "upload:<safe filename>"
+    path: str  # the source: "upload:<random id>/<safe filename>"
     status: str
     reason: str
     label: str

@@ -10,6 +10,12 @@ refusal, or the service timing out, failing or unreachable) gets `failed: <reaso
 are deleted and no record is written; the others go on. Once `UPSTREAM_STREAK` uploads in a
 row failed for want of the service (or one was refused kb's key), the rest of the run sends no
 more: each remaining new file fails at once with that reason, and the next run tries again.
+
+Other writers (API requests, another `kb ingest`) may change the same documents meanwhile. A
+record is changed only as read under the document's claim (`Index.update`); a new document is
+committed with every source a record committed meanwhile has, and with whatever a removal took
+since its copy was kept (its epoch, `Index.epoch`) put back first; a file whose committed
+document was removed before its source was added is read again in a later pass (`PASSES`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import dataclasses
 import os
 import queue
+import secrets
 import threading
 import time
 from collections import Counter
@@ -26,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 from ingest.extractor import Extractor
 from ingest.scan import scan
@@ -48,10 +56,15 @@ from kb.service import KnowledgeBase
 from kb.types import Chunk, Document, Extraction, FileResult, FileStatus
 from kb.uploads import plan_parts
 
+if TYPE_CHECKING:
+    import numpy as np
+
 Progress = Callable[[FileResult], None]
 SKIP_REASONS = ("unsupported type", "empty file")
 _LOOKAHEAD = 4
 UPSTREAM_STREAK = 3  # uploads failing in a row for want of the service before the rest wait
+PASSES = 3  # tries of a file whose document another writer removed while it was ingested
+REMOVED_MEANWHILE = "its document was removed by another writer during the ingest; try again"
 _REJECTED = (TooLarge, InvalidInput, UnsupportedType, UpstreamRejected)
 
 
@@ -75,6 +88,7 @@ class IngestReport:
 class _Extracted:
     extraction: Extraction
     doc_id: str
+    epoch: str  # the document's epoch before anything of it was written
 
 
 Outcome = FileResult | str | _Extracted  # a final status, a known doc id, or new content
@@ -85,6 +99,7 @@ class _Pending:
     doc: Document
     chunks: list[Chunk]
     upload: Future[Document]
+    epoch: str
     sources: list[tuple[str, list[Document]]]  # (source, versions it replaces)
     state: str = "pending"  # then "committed" or "failed"
     reason: str = ""
@@ -115,11 +130,30 @@ def ingest_paths(
     return report
 
 
+def upload_source(name: str) -> str:
+    """An uploaded file's own source, `upload:<random id>/<name>`: another file uploaded under
+    the same name is another document, never a new version of this one."""
+    return f"upload:{secrets.token_hex(6)}/{name}"
+
+
 def ingest_uploads(kb: KnowledgeBase, uploads: Sequence[tuple[Path, str]]) -> IngestReport:
-    """Ingest uploaded files: (temporary path, client filename); sources are `upload:<name>`.
+    """Ingest uploaded files: (temporary path, client filename), each under its own source
+    (`upload_source`); the title comes from the name.
 
     The temporary file keeps the client's extension: it decides the type with the content."""
-    return _Run(kb, None).run([(path, f"upload:{name}") for path, name in uploads])
+    return _Run(kb, None).run([(path, upload_source(name)) for path, name in uploads])
+
+
+def replace_document(kb: KnowledgeBase, doc_id: str, path: Path, name: str) -> IngestReport:
+    """Ingest `path` (client filename `name`, which gives the title) as the new content of
+    document `doc_id`: it takes over the document's sources, and the old version goes once the
+    new one is committed (as a changed file on disk does). NotFound when there is no such
+    document (a replacement that waited for another finds the document gone); one result per
+    source."""
+    with kb.index.claims.hold(f"replace-{doc_id}"):  # replacements of one document queue
+        doc = kb.document(doc_id)
+        run = _Run(kb, None, names=dict.fromkeys(doc.sources, name))
+        return run.run([(path, source) for source in doc.sources])
 
 
 def _prune(
@@ -140,15 +174,21 @@ def _prune(
 
 
 def _drop_source(kb: KnowledgeBase, doc_id: str, source: str) -> None:
-    """Take `source` off a document (read afresh); a document left without sources goes."""
-    doc = kb.index.get(doc_id)
-    if doc is None or source not in doc.sources:
-        return
-    rest = tuple(s for s in doc.sources if s != source)
-    if rest:
-        kb.index.commit(dataclasses.replace(doc, sources=rest))
-    else:
-        kb.remove(doc.id)
+    """Take `source` off a document (read under its claim); a document left without sources
+    goes."""
+    with kb.index.claim(doc_id):
+        doc = kb.index.get(doc_id)
+        if doc is None or source not in doc.sources:
+            return
+        rest = tuple(s for s in doc.sources if s != source)
+        if rest:
+            kb.index.commit(dataclasses.replace(doc, sources=rest))
+        else:
+            kb.remove(doc.id)
+
+
+def _merged(sources: tuple[str, ...], more: Sequence[str]) -> tuple[str, ...]:
+    return (*sources, *(s for s in dict.fromkeys(more) if s not in sources))
 
 
 class _Run:
@@ -157,8 +197,11 @@ class _Run:
     batch, writing its chunks, committing its records), so the model is never idle while
     files are read."""
 
-    def __init__(self, kb: KnowledgeBase, progress: Progress | None) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, progress: Progress | None, names: dict[str, str] | None = None
+    ) -> None:
         self.kb = kb
+        self.names = names or {}  # source -> the file name its title comes from, if not its own
         self.settings = kb.settings
         self.progress = progress
         self.report = IngestReport()
@@ -173,6 +216,9 @@ class _Run:
         self.writing: Future[None] | None = None
         self.upstream_streak = 0  # uploads failed in a row for want of the service
         self.upstream_down: str | None = None  # why the rest of the run sends no uploads
+        self.paths: dict[str, Path] = {}
+        self.again: list[str] = []  # sources whose document was removed meanwhile: next pass
+        self.last_pass = False
 
     def run(self, items: list[tuple[Path, str]]) -> IngestReport:
         started = time.perf_counter()
@@ -182,13 +228,23 @@ class _Run:
             by_id[doc.id] = doc
             for source in doc.sources:
                 by_source.setdefault(source, []).append(doc)
+        self.paths = {source: path for path, source in items}
+        todo, known = items, by_id
         try:
-            for path, source, outcome in self._extract_ahead(items, by_id):
-                self._handle(path, source, outcome, by_source, by_id)
-                if sum(len(p.chunks) for p in self.batch) >= self.settings.write_batch_size:
-                    self._hand_off()
-            self._hand_off()
-            self._wait()
+            for attempt in range(PASSES):
+                self.last_pass = attempt == PASSES - 1
+                self.seen = {}
+                for path, source, outcome in self._extract_ahead(todo, known):
+                    self._handle(path, source, outcome, by_source, by_id)
+                    if sum(len(p.chunks) for p in self.batch) >= self.settings.write_batch_size:
+                        self._hand_off()
+                self._hand_off()
+                self._wait()
+                with self.lock:
+                    again, self.again = self.again, []
+                if not again:
+                    break
+                todo, known = [(self.paths[s], s) for s in again], {}  # read and embedded again
         finally:
             self.writer.shutdown(wait=True, cancel_futures=True)
             self.uploads.shutdown(wait=True, cancel_futures=True)
@@ -262,6 +318,7 @@ class _Run:
             return FileResult(source, "failed", f"unreadable: {exc.strerror or exc}")
         if doc_id in by_id:
             return doc_id
+        epoch = self.kb.index.epoch(doc_id)  # before anything of it is written
         try:
             extraction = extractor.extract(path)
         except ExtractionError as exc:
@@ -274,8 +331,8 @@ class _Run:
             return FileResult(source, "failed", reason, doc_id=doc_id)
         title = extraction.title
         if not title or title == path.stem:  # a file name, not a real title: the user's name
-            title = PurePath(source.removeprefix("upload:")).stem
-        return _Extracted(dataclasses.replace(extraction, title=title), doc_id)
+            title = PurePath(self.names.get(source, source.removeprefix("upload:"))).stem
+        return _Extracted(dataclasses.replace(extraction, title=title), doc_id, epoch)
 
     def _handle(
         self,
@@ -298,10 +355,7 @@ class _Run:
             if source in doc.sources:
                 self._record(_result(source, "unchanged", doc))
                 return
-            doc = dataclasses.replace(doc, sources=(*doc.sources, source))
-            self.kb.index.commit(doc)
-            by_id[doc.id] = doc
-            self._replace(previous, source, doc, f"same content as {doc.sources[0]}")
+            self._add_to_committed(outcome, source, previous)
             return
         with self.lock:
             down = self.upstream_down
@@ -316,7 +370,7 @@ class _Run:
             )
             return
         upload = self.uploads.submit(self._upload, doc)
-        pending = _Pending(doc, chunks, upload, [(source, previous)])
+        pending = _Pending(doc, chunks, upload, outcome.epoch, [(source, previous)])
         self.batch.append(pending)
         self.seen[doc_id] = pending
 
@@ -328,13 +382,36 @@ class _Run:
             if p.state == "failed":
                 self._record(FileResult(source, "failed", p.reason, doc_id=p.doc.id))
                 return
-            doc = self.kb.index.get(p.doc.id)
-        if doc is None:  # removed meanwhile by another process
-            self._record(FileResult(source, "failed", "document removed during ingest"))
-            return
-        doc = dataclasses.replace(doc, sources=(*doc.sources, source))
-        self.kb.index.commit(doc)
-        self._replace(previous, source, doc, f"same content as {doc.sources[0]}")
+        self._add_to_committed(p.doc.id, source, previous)
+
+    def _add_to_committed(self, doc_id: str, source: str, previous: list[Document]) -> None:
+        """Add `source` to a committed document, as it is now; a document removed meanwhile
+        (by another writer) is not written back, and the file is read again next pass."""
+        had: list[bool] = []
+
+        def add(current: Document) -> Document:
+            had.append(source in current.sources)
+            return (
+                current
+                if had[-1]
+                else dataclasses.replace(current, sources=_merged(current.sources, [source]))
+            )
+
+        doc = self.kb.index.update(doc_id, add)
+        if doc is None:
+            self._again(source, doc_id)
+        elif had[-1]:
+            self._record(_result(source, "unchanged", doc))
+        else:
+            self._replace(previous, source, doc, f"same content as {doc.sources[0]}")
+
+    def _again(self, source: str, doc_id: str) -> None:
+        """`source`'s document was removed while it was ingested: read it again next pass."""
+        with self.lock:
+            if self.last_pass:
+                self._record(FileResult(source, "failed", REMOVED_MEANWHILE, doc_id=doc_id))
+            else:
+                self.again.append(source)
 
     def _build(
         self, doc_id: str, source: str, path: Path, extraction: Extraction
@@ -413,9 +490,9 @@ class _Run:
     def _write(self, batch: list[_Pending]) -> None:
         """Embed a batch, write its chunks, then commit the records of its uploaded documents.
         A document whose upload failed loses its chunks and gets no record."""
-        self.kb.index.delete_chunks_of([p.doc.id for p in batch])  # leftovers of a crashed run
         chunks = [c for p in batch for c in p.chunks]
-        self.kb.index.add_chunks(chunks, self.kb.embedder.embed([c.indexed_text for c in chunks]))
+        embeddings = self.kb.embedder.embed([c.indexed_text for c in chunks])
+        self.kb.index.add_chunks(chunks, embeddings)
         self.report.embedded_chunks += len(chunks)
         ready: list[tuple[_Pending, Document]] = []
         failed: list[tuple[_Pending, str]] = []
@@ -426,31 +503,81 @@ class _Run:
                 failed.append((p, f"upload rejected: {exc}"))
             except (KBError, OSError) as exc:  # this file's failure, never the run's end
                 failed.append((p, _failure(exc, "upload failed")))
+        committed = self._commit(ready, chunks, embeddings, failed)
         if failed:
-            # Chunks are content-addressed: keep them if another process committed the same
-            # document meanwhile, since they are its chunks too.
+            # Chunks are content-addressed: keep them if another writer committed the same
+            # document meanwhile, since they are its chunks too (one still writing them puts
+            # back what is missing when it commits).
             ids = [p.doc.id for p, _ in failed]
-            taken = self.kb.index.get_many(ids)
-            self.kb.index.delete_chunks_of([i for i in ids if i not in taken])
+            with self.kb.index.claim(*ids):
+                taken = self.kb.index.get_many(ids)
+                self.kb.index.delete_chunks_of([i for i in ids if i not in taken])
         for p, reason in failed:
             with self.lock:
                 p.state, p.reason = "failed", reason
                 for source, _ in p.sources:
                     self._record(FileResult(source, "failed", reason, doc_id=p.doc.id))
-        with self.lock:
-            docs = [
-                dataclasses.replace(uploaded, sources=tuple(s for s, _ in p.sources))
-                for p, uploaded in ready
-            ]
-            self.kb.index.commit_many(docs)
-            committed = []
-            for (p, _), doc in zip(ready, docs, strict=True):
-                p.state = "committed"
-                committed.append((doc, list(p.sources)))
-                self.report.uploaded_files += len(doc.files)
         for doc, sources in committed:
             for source, previous in sources:
                 self._replace(previous, source, doc, "; ".join(doc.notes))
+
+    def _commit(
+        self,
+        ready: list[tuple[_Pending, Document]],
+        chunks: list[Chunk],
+        embeddings: np.ndarray,
+        failed: list[tuple[_Pending, str]],
+    ) -> list[tuple[Document, list[tuple[str, list[Document]]]]]:
+        """Commit the uploaded documents under their claims. A record another writer committed
+        meanwhile is kept and gains these sources. A new one is committed with exactly its
+        chunks, and with its copy and stored files put back first when a removal may have
+        taken them since its copy was kept (its epoch moved). Documents that cannot be put
+        back go to `failed`."""
+        index = self.kb.index
+        ids = [p.doc.id for p, _ in ready]
+        with self.lock, index.claim(*ids):
+            current = index.get_many(ids)
+            docs: list[tuple[_Pending, Document]] = []
+            new: set[str] = set()
+            for p, uploaded in ready:
+                sources = [s for s, _ in p.sources]
+                if (cur := current.get(p.doc.id)) is not None:
+                    docs.append(
+                        (p, dataclasses.replace(cur, sources=_merged(cur.sources, sources)))
+                    )
+                    continue
+                if index.epoch(p.doc.id) != p.epoch or not self.kb.blobs.has(p.doc.id):
+                    try:
+                        uploaded = self._put_back(p)
+                    except (KBError, OSError) as exc:
+                        failed.append((p, _failure(exc, "removed meanwhile, not put back")))
+                        continue
+                docs.append((p, dataclasses.replace(uploaded, sources=tuple(sources))))
+                new.add(p.doc.id)
+            # A new document's chunks, exactly: leftovers of a crashed run go, and chunks a
+            # removal or another writer's failed ingest of the same content took come back.
+            stored = index.chunk_ids(sorted(new))
+            mine = [i for i, c in enumerate(chunks) if c.doc_id in new]
+            missing = [i for i in mine if chunks[i].id not in stored]
+            if missing:
+                index.add_chunks([chunks[i] for i in missing], embeddings[missing])
+            index.delete_chunk_ids(sorted(stored - {chunks[i].id for i in mine}))
+            index.commit_many([doc for _, doc in docs])
+            for p, doc in docs:
+                p.state = "committed"
+                self.report.uploaded_files += len(doc.files)
+            return [(doc, list(p.sources)) for p, doc in docs]
+
+    def _put_back(self, p: _Pending) -> Document:
+        """The copy and stored files of `p`'s document, kept or stored again (its claim is
+        held): another writer removed the document while this run ingested it."""
+        doc_id = p.doc.id
+        if not self.kb.blobs.has(doc_id):
+            path = self.paths[p.sources[0][0]]
+            if sha256_file(path) != doc_id:
+                raise InvalidInput(f"{path.name} changed during the ingest")
+            self.kb.blobs.put_file(path, doc_id)
+        return self.kb.uploads.upload(p.doc)
 
     def _replace(self, previous: list[Document], source: str, doc: Document, reason: str) -> None:
         """`source` now belongs to the committed `doc`: drop it from older versions. The new

@@ -10,6 +10,20 @@ collection the first time it is opened (by this version: earlier knowledge bases
 then) and read back, so that every process opening it agrees. Stored file names carry it
 (`kb.files.remote_filename`): installs that share an Anthropic workspace and a name never
 touch each other's files.
+
+Writers of one document take turns (`Index.claim`, a `kb.claims` claim on its id across the
+threads and processes of this machine): a record is changed only as read under its claim
+(`Index.update`), so a removed document is never written back and a source added meanwhile is
+never lost, and `remove` holds the same claim while it deletes record, chunks and files. A
+document's epoch (kept in its lock file) changes whenever its chunks, copy or stored files may
+have been deleted outside a commit: a writer that built a new document without its claim, and
+finds the epoch it read before it started moved, puts back what may be missing before it
+commits.
+
+With embedded Chroma each process holds the vector index in memory: `refresh` reopens the
+client when another process has committed since this one last looked (each generation this
+process writes remembers the one it replaced, read under a claim every writer takes), and
+waits for the calls other threads are making on the old client first.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from kb.claims import Claims
 from kb.errors import ConfigError, ModelMismatch, Unavailable
 from kb.files import KB_ID
 from kb.types import Chunk, ChunkHit, Document, Part, RemoteFile
@@ -39,7 +54,11 @@ _GENERATION_ID = "__generation__"
 _IDENTITY_ID = "__identity__"
 _RECORD = "document"
 _ONE = [1.0]  # the documents collection holds records, not vectors; Chroma wants one anyway
-_WRITTEN: set[str] = set()  # generations this process committed: its own index is current
+# Generations this process wrote, each with the one it replaced: a process whose own writes are
+# all that happened since the generation it last read has a current index without reopening.
+_FOLLOWS: dict[str, str] = {}
+_FOLLOWS_KEPT = 100_000
+_FOLLOWS_LOCK = threading.Lock()
 
 
 def new_kb_id() -> str:
@@ -70,6 +89,57 @@ def connect(settings: Settings) -> Any:
         raise Unavailable(f"cannot reach Chroma at {settings.chroma_url}: {exc}") from exc
 
 
+class _Swap:
+    """Calls on the open client, many at a time, and a reopen, alone: a reopen waits for the
+    calls in flight and holds new ones back until the new client is open (closing a client
+    under a call in another thread breaks it)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._users = 0
+        self._swapping = False
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[None]:
+        depth: int = getattr(self._local, "depth", 0)
+        if depth == 0:
+            with self._cond:
+                while self._swapping:
+                    self._cond.wait()
+                self._users += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                with self._cond:
+                    self._users -= 1
+                    if self._users == 0:
+                        self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def swap(self) -> Iterator[bool]:
+        """Alone with the client; False (and nothing waited for) inside a call of this
+        thread, which would wait for itself."""
+        if getattr(self._local, "depth", 0):
+            yield False
+            return
+        with self._cond:
+            while self._swapping:
+                self._cond.wait()
+            self._swapping = True
+            while self._users:
+                self._cond.wait()
+        try:
+            yield True
+        finally:
+            with self._cond:
+                self._swapping = False
+                self._cond.notify_all()
+
+
 class Index:
     def __init__(
         self,
@@ -78,16 +148,18 @@ class Index:
         model: str,
         dimension: int,
         reopen: Callable[[], Any] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.client = client
         self.kb_name = kb_name
         self.model = model
         self.dimension = dimension
         self.batch_size = int(client.get_max_batch_size())
+        self.claims = claims or Claims(None)  # the lock files of this machine's writers
         self._reopen = reopen  # embedded Chroma: how to open a fresh client on the same path
-        self._lock = threading.Lock()
+        self._swap = _Swap()
         self._open_collections()
-        self._seen = self.generation()
+        self._seen = self._generation()
 
     def _open_collections(self) -> None:
         self._chunks = self.client.get_or_create_collection(
@@ -144,56 +216,130 @@ class Index:
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> Index:
         reopen = None if settings.chroma_url else partial(connect, settings)
-        return cls(connect(settings), settings.kb_name, embedder.name, embedder.dimension, reopen)
+        return cls(
+            connect(settings),
+            settings.kb_name,
+            embedder.name,
+            embedder.dimension,
+            reopen,
+            Claims(settings.lock_dir),
+        )
 
     def refresh(self) -> None:
         """Embedded Chroma keeps the vector index in each process's memory: when another
         process (an ingest beside a running API, another API worker) has committed since, open
-        a fresh client, which reads its writes. A Chroma server is always current."""
+        a fresh client, which reads its writes. A Chroma server is always current. The reopen
+        waits for the calls other threads are making on the old client."""
         if self._reopen is None:
             return
         generation = self.generation()
-        if generation == self._seen or generation in _WRITTEN:
-            self._seen = generation
+        if self._current(generation):
             return
-        with self._lock:
-            if generation == self._seen:
+        with self._swap.swap() as alone:
+            if not alone:
+                return  # called inside a call of this thread: the next call reopens
+            generation = self._generation()
+            if self._current(generation):
                 return
             self.client.close()
             self.client = self._reopen()
             self._open_collections()
-            self._seen = generation
+            self._seen = generation  # read before the reopen: the new client holds it
+
+    def _current(self, generation: str) -> bool:
+        """True when every commit since the generation last read was this process's own."""
+        seen = self._seen
+        with _FOLLOWS_LOCK:
+            step = generation
+            while step != seen:
+                if step not in _FOLLOWS:
+                    return False
+                step = _FOLLOWS[step]
+        self._seen = generation
+        return True
 
     def close(self) -> None:
-        self.client.close()
+        with self._swap.swap():
+            self.client.close()
 
     def ping(self) -> None:
         try:
-            self.client.heartbeat()
+            with self._swap.use():
+                self.client.heartbeat()
         except Exception as exc:
             raise Unavailable(f"Chroma is not reachable: {exc}") from exc
+
+    # -- claims ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def claim(self, *doc_ids: str) -> Iterator[None]:
+        """Be the only writer of these documents on this machine for the block (reentrant)."""
+        with self.claims.hold_all(doc_ids):
+            yield
+
+    def epoch(self, doc_id: str) -> str:
+        """The document's epoch: changes whenever its chunks, copy or stored files may have
+        been deleted outside a commit (`new_epoch`)."""
+        with self.claims.hold(doc_id) as held:
+            return held.read()
+
+    def new_epoch(self, doc_id: str) -> None:
+        """Say that `doc_id`'s chunks, copy or stored files may have been deleted: a writer
+        that built it under the epoch before puts them back before it commits."""
+        with self.claims.hold(doc_id) as held:
+            held.write(uuid.uuid4().hex)
+
+    def update(self, doc_id: str, change: Callable[[Document], Document]) -> Document | None:
+        """Change a committed record as read under its claim and commit the result (unless
+        `change` returns the record itself); None, with nothing written, when there is no
+        record (a removed document is never written back)."""
+        with self.claim(doc_id):
+            current = self.get(doc_id)
+            if current is None:
+                return None
+            new = change(current)
+            if new is not current:
+                self.commit(new)
+            return new
 
     # -- chunks ---------------------------------------------------------------------------
 
     def add_chunks(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
         for start in range(0, len(chunks), self.batch_size):
             batch = chunks[start : start + self.batch_size]
-            self._chunks.upsert(
-                ids=[c.id for c in batch],
-                embeddings=embeddings[start : start + len(batch)],
-                documents=[c.text for c in batch],
-                metadatas=[_chunk_meta(c) for c in batch],
-            )
+            with self._swap.use():
+                self._chunks.upsert(
+                    ids=[c.id for c in batch],
+                    embeddings=embeddings[start : start + len(batch)],
+                    documents=[c.text for c in batch],
+                    metadatas=[_chunk_meta(c) for c in batch],
+                )
 
     def delete_chunks(self, doc_id: str) -> None:
         self.delete_chunks_of([doc_id])
 
     def delete_chunks_of(self, doc_ids: Sequence[str]) -> None:
         for start in range(0, len(doc_ids), 500):
-            self._chunks.delete(where={"doc_id": {"$in": list(doc_ids[start : start + 500])}})
+            with self._swap.use():
+                self._chunks.delete(where={"doc_id": {"$in": list(doc_ids[start : start + 500])}})
+
+    def delete_chunk_ids(self, chunk_ids: Sequence[str]) -> None:
+        for start in range(0, len(chunk_ids), self.batch_size):
+            with self._swap.use():
+                self._chunks.delete(ids=list(chunk_ids[start : start + self.batch_size]))
+
+    def chunk_ids(self, doc_ids: Sequence[str]) -> set[str]:
+        """The ids of the chunks stored for these documents, committed or not."""
+        found: set[str] = set()
+        for start in range(0, len(doc_ids), 500):
+            where = {"doc_id": {"$in": list(doc_ids[start : start + 500])}}
+            with self._swap.use():
+                found.update(self._chunks.get(where=where, include=[])["ids"])
+        return found
 
     def chunks(self, doc_id: str) -> list[Chunk]:
-        got = self._chunks.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+        with self._swap.use():
+            got = self._chunks.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
         found = [_chunk(t, m) for t, m in zip(got["documents"], got["metadatas"], strict=True)]
         return sorted(found, key=lambda c: (c.part, c.n))
 
@@ -202,9 +348,10 @@ class Index:
         committed = {d.id for d in self.documents()}
         offset = 0
         while True:
-            got = self._chunks.get(
-                include=["documents", "metadatas"], limit=batch_size, offset=offset
-            )
+            with self._swap.use():
+                got = self._chunks.get(
+                    include=["documents", "metadatas"], limit=batch_size, offset=offset
+                )
             if not got["ids"]:
                 return
             for text, meta in zip(got["documents"], got["metadatas"], strict=True):
@@ -216,9 +363,6 @@ class Index:
         """The `k` nearest chunks of committed documents (of one, with `doc_id`), cosine
         similarity as score."""
         self.refresh()
-        chunks = self._chunks
-        if chunks.count() == 0:
-            return []
         request: dict[str, Any] = {
             "query_embeddings": [embedding],
             "n_results": k,
@@ -226,12 +370,10 @@ class Index:
         }
         if doc_id is not None:
             request["where"] = {"doc_id": doc_id}
-        try:
-            got = chunks.query(**request)
-        except Exception:
-            if chunks is self._chunks:
-                raise
-            got = self._chunks.query(**request)  # the client was reopened meanwhile
+        with self._swap.use():
+            if self._chunks.count() == 0:
+                return []
+            got = self._chunks.query(**request)
         rows = zip(got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True)
         hits = [ChunkHit(_chunk(text, meta), 1.0 - float(dist)) for text, meta, dist in rows]
         committed = self.get_many({h.chunk.doc_id for h in hits})
@@ -240,18 +382,23 @@ class Index:
     # -- documents ------------------------------------------------------------------------
 
     def commit(self, doc: Document) -> None:
-        """Write the document record: from now on the document is complete and searchable."""
+        """Write the document record: from now on the document is complete and searchable.
+        A record that may exist already is written under its claim, as read under it
+        (`update`, `claim`)."""
         self.commit_many([doc])
 
     def commit_many(self, docs: Sequence[Document]) -> None:
         for start in range(0, len(docs), self.batch_size):
             batch = docs[start : start + self.batch_size]
-            self._docs.upsert(
-                ids=[d.id for d in batch],
-                embeddings=[_ONE] * len(batch),
-                documents=[json.dumps(asdict(d)) for d in batch],
-                metadatas=[{"type": _RECORD, "kind": d.kind, "source": d.source} for d in batch],
-            )
+            with self._swap.use():
+                self._docs.upsert(
+                    ids=[d.id for d in batch],
+                    embeddings=[_ONE] * len(batch),
+                    documents=[json.dumps(asdict(d)) for d in batch],
+                    metadatas=[
+                        {"type": _RECORD, "kind": d.kind, "source": d.source} for d in batch
+                    ],
+                )
         if docs:
             self._bump()
 
@@ -262,7 +409,8 @@ class Index:
         ids = [i for i in dict.fromkeys(doc_ids) if i not in (_GENERATION_ID, _IDENTITY_ID)]
         if not ids:
             return {}
-        got = self._docs.get(ids=ids, include=["documents"])
+        with self._swap.use():
+            got = self._docs.get(ids=ids, include=["documents"])
         return {i: _document(text) for i, text in zip(got["ids"], got["documents"], strict=True)}
 
     def documents(
@@ -280,7 +428,8 @@ class Index:
         found: list[Document] = []
         page = 0
         while True:
-            got = self._docs.get(where=where, include=["documents"], limit=1000, offset=page)
+            with self._swap.use():
+                got = self._docs.get(where=where, include=["documents"], limit=1000, offset=page)
             found.extend(_document(text) for text in got["documents"])
             if len(got["ids"]) < 1000:
                 break
@@ -294,51 +443,68 @@ class Index:
         """The document ids of every knowledge base in this Chroma (each `<name>_documents`
         collection), not only this one's: knowledge bases in one data dir share its copies."""
         ids: set[str] = set()
-        for collection in self.client.list_collections():
-            name = collection if isinstance(collection, str) else collection.name
-            if not name.endswith("_documents"):
-                continue
-            docs = self.client.get_collection(name, embedding_function=None)
-            offset = 0
-            while True:
-                got = docs.get(include=[], limit=1000, offset=offset)
-                ids.update(got["ids"])
-                if len(got["ids"]) < 1000:
-                    break
-                offset += 1000
+        with self._swap.use():
+            for collection in self.client.list_collections():
+                name = collection if isinstance(collection, str) else collection.name
+                if not name.endswith("_documents"):
+                    continue
+                docs = self.client.get_collection(name, embedding_function=None)
+                offset = 0
+                while True:
+                    got = docs.get(include=[], limit=1000, offset=offset)
+                    ids.update(got["ids"])
+                    if len(got["ids"]) < 1000:
+                        break
+                    offset += 1000
         return ids
 
     def find_by_source(self, source: str) -> list[Document]:
         return [d for d in self.documents() if source in d.sources]
 
     def count(self) -> int:
-        return len(self._docs.get(where={"type": _RECORD}, include=[])["ids"])
+        with self._swap.use():
+            return len(self._docs.get(where={"type": _RECORD}, include=[])["ids"])
 
     def chunk_count(self) -> int:
-        return int(self._chunks.count())
+        with self._swap.use():
+            return int(self._chunks.count())
 
     def remove(self, doc_id: str) -> Document | None:
-        """Delete a document's record, then its chunks. Remote files are the caller's."""
-        doc = self.get(doc_id)
-        self._docs.delete(ids=[doc_id])
-        self.delete_chunks(doc_id)
-        self._bump()
+        """Delete a document's record, then its chunks, under its claim, and give it a new
+        epoch. Remote files are the caller's (who holds the claim while deleting them)."""
+        with self.claim(doc_id):
+            doc = self.get(doc_id)
+            with self._swap.use():
+                self._docs.delete(ids=[doc_id])
+            self.delete_chunks(doc_id)
+            self.new_epoch(doc_id)
+            self._bump()
         return doc
 
     def generation(self) -> str:
+        with self._swap.use():
+            return self._generation()
+
+    def _generation(self) -> str:
         got = self._docs.get(ids=[_GENERATION_ID], include=["metadatas"])
         return str(got["metadatas"][0]["value"]) if got["ids"] else ""
 
     def _bump(self) -> None:
+        """Write a new generation, remembering the one it follows (read under the claim that
+        every writer on this machine takes to bump, so none is missed)."""
         value = uuid.uuid4().hex
-        _WRITTEN.add(value)
-        self._docs.upsert(
-            ids=[_GENERATION_ID],
-            embeddings=[_ONE],
-            documents=[""],
-            metadatas=[{"type": "generation", "value": value}],
-        )
-        self._seen = value
+        with self.claims.hold(f"generation-{self.kb_name}"), self._swap.use():
+            before = self._generation()
+            with _FOLLOWS_LOCK:
+                _FOLLOWS[value] = before
+                while len(_FOLLOWS) > _FOLLOWS_KEPT:  # the oldest go: a reopen, not a miss
+                    del _FOLLOWS[next(iter(_FOLLOWS))]
+            self._docs.upsert(
+                ids=[_GENERATION_ID],
+                embeddings=[_ONE],
+                documents=[""],
+                metadatas=[{"type": "generation", "value": value}],
+            )
 
 
 def _chunk_meta(c: Chunk) -> dict[str, Any]:

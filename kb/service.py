@@ -109,13 +109,15 @@ class KnowledgeBase:
         return doc
 
     def remove(self, doc_id: str) -> Document:
-        """Delete a document everywhere: record, chunks, stored files, local copy."""
-        doc = self.document(doc_id)
-        self.index.remove(doc_id)
-        if doc.file_store == self.files.name:
-            for remote in doc.files:
-                self.files.delete(remote.file_id)
-        self.blobs.delete(doc_id)
+        """Delete a document everywhere: record, chunks, stored files, local copy, all under
+        the document's claim, so that no writer sees some of them gone and others not."""
+        with self.index.claim(doc_id):
+            doc = self.document(doc_id)
+            self.index.remove(doc_id)
+            if doc.file_store == self.files.name:
+                for remote in doc.files:
+                    self.files.delete(remote.file_id)
+            self.blobs.delete(doc_id)
         return doc
 
     def sync(self) -> list[Document]:

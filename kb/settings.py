@@ -533,6 +533,11 @@ class Settings:
         return self.data_dir / "blobs"
 
     @property
+    def lock_dir(self) -> Path:
+        """Lock files of the writers on this machine (`kb.claims`)."""
+        return self.data_dir / "locks"
+
+    @property
     def online(self) -> bool:
         """True when answers come from Claude and originals go to the Files API."""
         return bool(self.anthropic_api_key)

@@ -86,7 +86,7 @@ class Document:
     size_bytes: int
     page_count: int
     chunk_count: int
-    sources: tuple[str, ...]  # absolute paths, or "upload:<name>" for API uploads
+    sources: tuple[str, ...]  # absolute paths, or "upload:<random id>/<name>" for API uploads
     parts: tuple[Part, ...]
     files: tuple[RemoteFile, ...] = ()  # empty until uploaded to the configured file store
     file_store: str = ""  # "local" or "anthropic": which store `files` belong to

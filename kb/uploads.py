@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kb.blobs import BlobStore
-from kb.errors import NotFound
+from kb.claims import Claims
+from kb.errors import KBError, NotFound
 from kb.files import FileStore, PartKey, StoredFile, age_seconds, clean_filename, owns
 from kb.pdf import open_pdf, part_bytes, plan_windows
 from kb.types import DocKind, Document, Part, RemoteFile
@@ -103,8 +104,10 @@ class Uploads:
         self.files = files
 
     def upload(self, doc: Document) -> Document:
-        """Upload every part of `doc`; the caller commits the returned record."""
-        return upload_document(self.files, self.blobs, doc)
+        """Upload every part of `doc`; the caller commits the returned record. Each part is
+        claimed first (`ClaimedStore`), so concurrent ingests store one content once."""
+        claimed = ClaimedStore(self.files, self.index.claims, self.settings.kb_name)
+        return upload_document(claimed, self.blobs, doc)
 
     def in_windows(self, doc: Document) -> Document:
         """`doc` in the current page windows: a PDF stored in longer parts (an earlier
@@ -125,17 +128,19 @@ class Uploads:
         """Upload `doc`'s parts, commit the record, then delete the files it no longer uses.
         Raises NotFound when the document was removed meanwhile (its new files are deleted)."""
         uploaded = self.upload(dataclasses.replace(doc, files=()))
-        current = self.index.get(doc.id)
-        if current is None:
-            self._delete(f.file_id for f in uploaded.files)
-            raise NotFound(f"document {doc.id} was removed while its files were uploaded")
-        new = dataclasses.replace(
-            current, parts=uploaded.parts, files=uploaded.files, file_store=uploaded.file_store
-        )
-        self.index.commit(new)
-        if current.file_store == self.files.name:
-            kept = {f.file_id for f in new.files}
-            self._delete(f.file_id for f in current.files if f.file_id not in kept)
+        with self.index.claim(doc.id):  # the record as it is now, not as `doc` was read
+            current = self.index.get(doc.id)
+            if current is None:
+                self.index.new_epoch(doc.id)  # its files go: a writer that took them re-uploads
+                self._delete(f.file_id for f in uploaded.files)
+                raise NotFound(f"document {doc.id} was removed while its files were uploaded")
+            new = dataclasses.replace(
+                current, parts=uploaded.parts, files=uploaded.files, file_store=uploaded.file_store
+            )
+            self.index.commit(new)
+            if current.file_store == self.files.name:
+                kept = {f.file_id for f in new.files}
+                self._delete(f.file_id for f in current.files if f.file_id not in kept)
         return new
 
     def sync(self) -> list[Document]:
@@ -176,3 +181,40 @@ class Uploads:
     def _delete(self, file_ids: Iterable[str]) -> None:
         for file_id in file_ids:
             self.files.delete(file_id)
+
+
+class ClaimedStore:
+    """A file store whose uploads are claimed first: one upload of a part at a time on this
+    machine (`kb.claims`, key `upload-<knowledge base>-<doc>-p<part>`), and the file it stored
+    is kept with the claim, so a concurrent ingest (another thread or process, whose listing of
+    the remote files is older) takes that file instead of sending the same content again."""
+
+    def __init__(self, files: FileStore, claims: Claims, kb_name: str) -> None:
+        self.files = files
+        self.claims = claims
+        self.kb_name = kb_name
+        self.name = files.name
+
+    def upload(self, doc_id: str, part: PartKey, filename: str, mime_type: str, data: bytes) -> str:
+        with self.claims.hold(f"upload-{self.kb_name}-{doc_id}-p{part}") as claim:
+            store, _, file_id = claim.read().partition("\n")
+            if store == self.files.name and file_id and self._still_there(file_id):
+                return file_id
+            file_id = self.files.upload(doc_id, part, filename, mime_type, data)
+            claim.write(f"{self.files.name}\n{file_id}")
+            return file_id
+
+    def _still_there(self, file_id: str) -> bool:
+        try:
+            return self.files.exists(file_id)
+        except KBError:  # not known now: the store's own upload finds an earlier copy
+            return False
+
+    def exists(self, file_id: str) -> bool:
+        return self.files.exists(file_id)
+
+    def delete(self, file_id: str) -> None:
+        self.files.delete(file_id)
+
+    def list(self) -> Iterator[StoredFile]:
+        return self.files.list()

@@ -1,13 +1,13 @@
-"""`/v1/documents`: upload (multipart, streamed to disk), list, get and delete documents."""
+"""`/v1/documents`: upload (multipart, streamed to disk), replace, list, get and delete."""
 
 from __future__ import annotations
 
 import logging
 import shutil
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.deps import KB
@@ -23,6 +23,9 @@ from api.uploads import ReceivedFile, receive_files, upload_dir
 from kb.errors import InvalidInput, UnsupportedType
 from kb.service import KnowledgeBase
 
+if TYPE_CHECKING:
+    from ingest import IngestReport
+
 log = logging.getLogger("kb.api")
 
 MAX_PAGE = 1000
@@ -30,12 +33,27 @@ MAX_PAGE = 1000
 
 def _ingest(kb: KnowledgeBase, files: list[ReceivedFile]) -> UploadResponse:
     from ingest import ingest_uploads
+
+    _check_types(files)
+    return _response(ingest_uploads(kb, [(f.path, f.filename) for f in files]))
+
+
+def _replace(kb: KnowledgeBase, doc_id: str, file: ReceivedFile) -> UploadResponse:
+    from ingest import replace_document
+
+    _check_types([file])
+    return _response(replace_document(kb, doc_id, file.path, file.filename))
+
+
+def _check_types(files: list[ReceivedFile]) -> None:
     from kb.extraction import kind_of
 
     if all(kind_of(f.path) is None for f in files):  # one bad file never stops the others
         names = ", ".join(f.filename for f in files)
         raise UnsupportedType(f"unsupported file type: {names} (kb reads PDF, text and images)")
-    report = ingest_uploads(kb, [(f.path, f.filename) for f in files])
+
+
+def _response(report: IngestReport) -> UploadResponse:
     return UploadResponse(
         results=[from_file_result(r) for r in report.results],
         counts=dict(report.counts),
@@ -61,6 +79,28 @@ class DocumentController(Controller):
             if not files:
                 raise InvalidInput("no files in the request: send one or more multipart file parts")
             return await anyio.to_thread.run_sync(_ingest, kb, files)
+        finally:
+            await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
+
+    @put(
+        "/{doc_id:str}",
+        status_code=200,
+        request_max_body_size=None,  # counted while streaming, against max_upload_bytes
+        summary="Replace a document's content with one uploaded file (multipart/form-data)",
+    )
+    async def replace(
+        self, doc_id: FromPath[str], request: Request[Any, Any, Any], kb: KB
+    ) -> UploadResponse:
+        """The file becomes the new version of the document: it takes over the document's
+        sources, and the old version goes once the new one is committed. 404 when there is
+        no such document."""
+        await anyio.to_thread.run_sync(kb.document, doc_id)  # 404 before the body is read
+        directory = await anyio.to_thread.run_sync(upload_dir, kb.settings.data_dir)
+        try:
+            files = await receive_files(request, directory, kb.settings.max_upload_bytes)
+            if len(files) != 1:
+                raise InvalidInput(f"send exactly one multipart file part, not {len(files)}")
+            return await anyio.to_thread.run_sync(_replace, kb, doc_id, files[0])
         finally:
             await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
 

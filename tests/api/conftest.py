@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +51,18 @@ def serve(settings: Settings, embedder: Any, **kwargs: Any) -> Running:
     app = create_app(settings, embedder=embedder, **kwargs)
     server, thread, url = serve_in_thread(app, log_level="warning", lifespan="on", access_log=False)
     return Running(url, settings, app, server, thread)
+
+
+def is_upload(source: str, name: str) -> bool:
+    """True for the source an upload of `name` gets: `upload:<12 hex digits>/<name>`."""
+    return re.fullmatch(rf"upload:[0-9a-f]{{12}}/{re.escape(name)}", source) is not None
+
+
+def source_of(client: httpx.Client, name: str) -> str:
+    """The source of the one listed document uploaded as `name`."""
+    listed = client.get("/v1/documents", params={"limit": 1000}).json()["documents"]
+    [source] = [s for d in listed for s in d["sources"] if is_upload(s, name)]
+    return source
 
 
 def upload(client: httpx.Client, files: dict[str, bytes | str]) -> httpx.Response:

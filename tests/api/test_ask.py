@@ -6,6 +6,7 @@ import json
 
 import httpx
 
+from tests.api.conftest import is_upload, source_of
 from tests.api.test_service import assert_error
 
 
@@ -32,7 +33,7 @@ def test_ask_offline_answers_extractively_with_citations(client: httpx.Client) -
     assert body["documents"][0]["title"] == "Volcanoes"
     assert body["documents"][0]["file_id"] is None  # nothing was sent to a model
     citation = body["citations"][0]
-    assert citation["source"] == "upload:volcanoes.md"
+    assert is_upload(citation["source"], "volcanoes.md")
     assert "Etna" in citation["cited_text"]
     assert citation["char_start"] is not None and citation["char_end"] > citation["char_start"]
     assert body["usage"]["input_tokens"] == 0
@@ -45,7 +46,7 @@ def test_ask_respects_max_documents_and_filters(client: httpx.Client) -> None:
     assert len({d["id"] for d in one["documents"]}) == 1
     filtered = client.post(
         "/v1/ask",
-        json={"question": "Sicily", "filters": {"source_prefix": "upload:chess"}},
+        json={"question": "Sicily", "filters": {"source_prefix": source_of(client, "chess.md")}},
     ).json()
     assert {d["title"] for d in filtered["documents"]} == {"Chess openings"}
     by_kind = client.post("/v1/ask", json={"question": "Sicily", "filters": {"kind": "pdf"}}).json()
@@ -88,7 +89,9 @@ def test_ask_stream_sends_deltas_citations_and_done(client: httpx.Client) -> Non
     assert done["answer"] == text
     assert done["answered_by"] == "extractive"
     assert "usage" in done and "timings" in done
-    assert any(data["source"] == "upload:bread.txt" for name, data in events if name == "citation")
+    assert any(
+        is_upload(data["source"], "bread.txt") for name, data in events if name == "citation"
+    )
 
 
 def test_ask_stream_validates_before_streaming(client: httpx.Client) -> None:
@@ -103,7 +106,7 @@ def test_search_ranks_documents_with_chunks(client: httpx.Client) -> None:
         assert body["mode"] == mode and body["k"] == 2
         assert 1 <= len(body["results"]) <= 2
         top = body["results"][0]
-        assert top["document"]["source"] == "upload:bread.txt"
+        assert is_upload(top["document"]["source"], "bread.txt")
         assert top["chunks"] and "yeast" in top["chunks"][0]["text"]
 
 

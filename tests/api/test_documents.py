@@ -13,7 +13,7 @@ import httpx
 from api.uploads import STALE_UPLOAD_SECONDS
 from kb.settings import Settings
 from standin.pdfs import make_pdf
-from tests.api.conftest import UPLOAD_LIMIT, Running, serve, upload
+from tests.api.conftest import UPLOAD_LIMIT, Running, is_upload, serve, source_of, upload
 from tests.api.test_service import assert_error
 
 
@@ -25,18 +25,22 @@ def test_upload_pdf_then_get_list_and_delete(
     assert response.status_code == 200, response.text
     body = response.json()
     [result] = body["results"]
-    assert result["path"] == "upload:glaciers.pdf"
+    assert is_upload(result["path"], "glaciers.pdf")
     assert result["status"] == "added" and result["label"] == "added"
     assert result["pages"] == 2 and result["chunks"] >= 1
     assert body["counts"] == {"added": 1} and body["failed"] == 0
     doc_id = result["doc_id"]
 
     again = upload(client, {"glaciers.pdf": pdf.read_bytes()}).json()
-    assert again["results"][0]["status"] == "unchanged"
+    [second] = again["results"]  # another upload of the same bytes: a second source
+    assert second["status"] == "added" and second["doc_id"] == doc_id
+    assert second["reason"] == f"same content as {result['path']}"
+    assert is_upload(second["path"], "glaciers.pdf") and second["path"] != result["path"]
 
     doc = client.get(f"/v1/documents/{doc_id}").json()
     assert doc["kind"] == "pdf" and doc["page_count"] == 2
-    assert doc["source"] == "upload:glaciers.pdf"
+    assert doc["source"] == result["path"]
+    assert doc["sources"] == [result["path"], second["path"]]
     assert doc["file_ids"] and doc["file_ids"][0].startswith("local-")
 
     pdfs = client.get("/v1/documents", params={"kind": "pdf"}).json()
@@ -60,9 +64,11 @@ def test_list_paginates_and_filters_by_source_prefix(client: httpx.Client) -> No
     ids = [d["id"] for d in first["documents"] + second["documents"]]
     assert len(ids) == len(set(ids))
     assert first["total"] == everything["total"]
-    bread = client.get("/v1/documents", params={"source_prefix": "upload:bread"}).json()
+    bread_source = source_of(client, "bread.txt")
+    prefix = bread_source.removesuffix("bread.txt")  # upload:<its own id>/
+    bread = client.get("/v1/documents", params={"source_prefix": prefix}).json()
     assert bread["total"] == 1
-    assert bread["documents"][0]["source"] == "upload:bread.txt"
+    assert bread["documents"][0]["source"] == bread_source
     assert_error(client.get("/v1/documents", params={"limit": 0}), 400, "invalid_request")
     assert_error(client.get("/v1/documents", params={"kind": "video"}), 400, "invalid_request")
 
@@ -77,7 +83,9 @@ def test_path_like_filenames_stay_inside_the_temp_dir(api: Running, client: http
     response = upload(client, names)
     assert response.status_code == 200, response.text
     sources = [r["path"] for r in response.json()["results"]]
-    assert sources == ["upload:passwd.txt", "upload:evil.md", "upload:notes.txt"]
+    cleaned = ["passwd.txt", "evil.md", "notes.txt"]
+    assert len(sources) == len(cleaned) == len(set(sources))
+    assert all(is_upload(s, n) for s, n in zip(sources, cleaned, strict=True)), sources
     for escaped in (root.parent / "etc", root.parent.parent / "etc", root / "etc"):
         assert not escaped.exists()
     assert list((root / "tmp").iterdir()) == []  # temp files are removed
@@ -105,7 +113,8 @@ def test_an_unsupported_file_never_stops_the_others(client: httpx.Client) -> Non
         {"harbour-fees.txt": "Mooring costs 12 euros a night.", "program.exe": b"MZ\x90\x00binary"},
     )
     assert response.status_code == 200
-    results = {r["path"].removeprefix("upload:"): r for r in response.json()["results"]}
+    results = {r["path"].rpartition("/")[2]: r for r in response.json()["results"]}
+    assert all(is_upload(r["path"], name) for name, r in results.items())
     assert results["harbour-fees.txt"]["status"] == "added"
     assert results["program.exe"]["status"] == "skipped"
     assert results["program.exe"]["reason"] == "unsupported type"

@@ -34,8 +34,13 @@ OPERATIONS = [
     ("/v1/documents", "post"),
     ("/v1/documents/{doc_id}", "get"),
     ("/v1/documents/{doc_id}", "delete"),
+    ("/v1/documents/{doc_id}", "put"),
 ]
-EXAMPLES = {("/v1/documents", "post"): 10, ("/v1/documents/{doc_id}", "delete"): 10}
+EXAMPLES = {
+    ("/v1/documents", "post"): 10,
+    ("/v1/documents/{doc_id}", "delete"): 10,
+    ("/v1/documents/{doc_id}", "put"): 10,
+}
 ANY_JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
@@ -187,7 +192,8 @@ def multipart_files(document: dict[str, Any], operation: dict[str, Any]) -> st.S
         ]
     ) | st.binary(max_size=200)
     part = st.tuples(st.sampled_from([*fields, "other"]), names, contents)
-    return st.lists(part, min_size=0, max_size=3)
+    most = min(schema["properties"][f].get("maxItems", 3) for f in fields)
+    return st.lists(part, min_size=0, max_size=most)
 
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
@@ -237,9 +243,12 @@ def test_generated_requests_get_declared_answers(
                 return
             if isinstance(payload, list):
                 files = [(field, (name, data)) for field, name, data in payload]
-                response = client.post(url, params=query, files=files or None, data=None)
+                response = client.request(
+                    method.upper(), url, params=query, files=files or None, data=None
+                )
                 if not files:
-                    response = client.post(
+                    response = client.request(
+                        method.upper(),
                         url,
                         content=b"",
                         headers={"content-type": "multipart/form-data; boundary=b"},
@@ -255,4 +264,10 @@ def test_generated_requests_get_declared_answers(
             seen.append(response.status_code)
 
     run()
+    if method == "put" and 200 not in seen:  # a known id and one good part: rare by chance
+        with fuzzed.client() as client:
+            url = path.replace("{doc_id}", quote(known[0], safe=""))
+            response = client.put(url, files={"file": ("notes.txt", b"Tide tables, revised.")})
+        check_response(document, path, method, response)
+        seen.append(response.status_code)
     assert 200 in seen, f"no positive case among {sorted(set(seen))}"  # not only refusals

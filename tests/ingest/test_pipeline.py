@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -173,10 +174,10 @@ def test_uploads_are_sources_of_their_own(knowledge_base, tmp_path: Path) -> Non
     upload = tmp_path / "000-tides.md"
     upload.write_text("Uploaded note on harbour tides.\n")
     report = ingest_uploads(knowledge_base, [(upload, "tides.md")])
-    assert report.results[0].path == "upload:tides.md"
+    assert re.fullmatch(r"upload:[0-9a-f]{12}/tides\.md", report.results[0].path)
     assert report.results[0].status == "added"
     doc = knowledge_base.index.documents()[0]
-    assert doc.sources == ("upload:tides.md",)
+    assert doc.sources == (report.results[0].path,)
     assert doc.title == "tides"
 
 
