@@ -31,7 +31,7 @@ typecheck: install
 unit: install
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow"
 
-test-slow: install  ## the long runs too: SciFact through kb eval, kb serve as a process
+test-slow: install  ## the long runs too: SciFact through kb eval, kb serve as a process, the kill -9 drill
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m slow
 
 bench: install  ## ingest benchmark over the shared real-world PDFs

@@ -117,6 +117,11 @@ class FileStore(Protocol):
         """Remove a file; a file that is already gone is not an error."""
         ...
 
+    def collect_leftovers(self, grace: float, *, dry_run: bool = False) -> list[str]:
+        """What a write or delete cut short by a crash left in the store (never anyone's file),
+        unchanged for `grace` seconds; deleted unless `dry_run`. Returns their names."""
+        ...
+
     def list(self) -> Iterator[StoredFile]:
         """This knowledge base's files (`owns`), and files named as before identities
         (`named_before_ids`): `listed`. Never another install's."""
@@ -152,7 +157,9 @@ class LocalFileStore:
     `local-<kb id>-<hash>-p<part>` (earlier versions': `local-<hash>-p<part>`, still read). Each
     file's `.meta` holds the name `remote_filename` gives it, which says whose it is; it is
     written first, and a file whose `.meta` cannot be read is not listed (not anyone's to
-    collect) until its next upload writes the `.meta` again."""
+    collect) until its next upload writes the `.meta` again. Both are written under a temp
+    name and renamed; what a process killed meanwhile leaves (a temp file, a `.meta` without
+    its file) is collected as leftovers."""
 
     name = "local"
 
@@ -187,6 +194,26 @@ class LocalFileStore:
         path = self._path(file_id)
         path.unlink(missing_ok=True)
         path.with_suffix(".meta").unlink(missing_ok=True)
+
+    def collect_leftovers(self, grace: float, *, dry_run: bool = False) -> list[str]:
+        """Temp files (a write cut short) and `.meta` files without their file (an upload or a
+        delete cut short) unchanged for `grace` seconds, oldest first; deleted unless
+        `dry_run`. A write in flight is younger: its `.meta` is written just before its file."""
+        cutoff = time.time() - grace
+        found: list[tuple[float, Path]] = []
+        for path in [*self.root.glob(".tmp-*"), *self.root.glob("local-*.meta")]:
+            try:
+                changed = path.stat().st_mtime
+            except FileNotFoundError:  # renamed or removed meanwhile
+                continue
+            if changed <= cutoff and (path.suffix != ".meta" or not path.with_suffix("").exists()):
+                found.append((changed, path))
+        found.sort()
+        if not dry_run:
+            for _, path in found:
+                if path.suffix != ".meta" or not path.with_suffix("").exists():  # not written since
+                    path.unlink(missing_ok=True)
+        return [path.name for _, path in found]
 
     def list(self) -> Iterator[StoredFile]:
         if not self.root.is_dir():

@@ -11,7 +11,8 @@ candidates: a file named as before identities (`kb.files.named_before_ids`) may 
 install's, so it is kept (and reported) unless deleted with the record that uses it. A file
 younger than `gc_grace_seconds` is kept (and reported): an ingest uploads a document's files
 before it commits the record that references them. And the store is listed before the records
-are read, so a record committed meanwhile still protects its files.
+are read, so a record committed meanwhile still protects its files. It also takes what writes
+cut short by a crash (a killed ingest's) left in the store, once as old (`collect_leftovers`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class Garbage:
     deleted: list[StoredFile] = field(default_factory=list)  # or, when dry, to be deleted
     too_new: list[StoredFile] = field(default_factory=list)  # within the grace period
     old_names: list[StoredFile] = field(default_factory=list)  # named before identities
+    leftovers: list[str] = field(default_factory=list)  # of writes a crash cut short
     grace_seconds: float = 0.0
     dry_run: bool = False
 
@@ -176,6 +178,7 @@ class Uploads:
                 found.deleted.append(s)
         if not dry_run:
             self._delete(s.file_id for s in found.deleted)
+        found.leftovers.extend(self.files.collect_leftovers(grace, dry_run=dry_run))
         return found
 
     def _delete(self, file_ids: Iterable[str]) -> None:

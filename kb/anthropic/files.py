@@ -199,6 +199,10 @@ class AnthropicFileStore:
         except Exception as exc:
             raise to_kb_error(exc, f"Deleting {file_id}") from exc
 
+    def collect_leftovers(self, grace: float, *, dry_run: bool = False) -> list[str]:
+        """None: the Files API stores an upload whole or not at all, and lists what it stores."""
+        return []
+
     def list(self) -> Iterator[StoredFile]:
         """This knowledge base's files, newest first, across every page (GA `page`/`next_page`),
         and those named as before identities (`kb.files.listed`); files of other knowledge

@@ -103,6 +103,10 @@ def run_gc(args: argparse.Namespace) -> int:
             f"skipped {len(found.old_names)} unreferenced file(s) named before knowledge-base "
             f"ids: any install named {kb_name!r} may have made them, so kb never deletes them"
         )
+    for name in found.leftovers:
+        print(f"{verb} leftover {name}  (of a write cut short)")
+    if found.leftovers:
+        print(f"{verb} {len(found.leftovers)} leftover(s) of interrupted writes")
     for doc_id in copies:
         print(f"{verb} local copy {doc_id}")
     if copies:

@@ -82,6 +82,7 @@ def test_files_gc_and_sync_print_json(env: Path, capsys: pytest.CaptureFixture[s
         "deleted": [],
         "too_new": [],
         "old_names": [],
+        "leftovers": [],
         "grace_seconds": 3600.0,
         "dry_run": True,
         "copies": [],

@@ -81,6 +81,42 @@ def test_files_list_and_gc_go_on_past_a_broken_meta(
     assert sorted(p for p in root.iterdir() if not p.suffix) == sorted([*used, root / nameless])
 
 
+def test_gc_removes_what_killed_writes_left_in_the_store(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process killed while it wrote a stored file or its `.meta` leaves the temp file it
+    wrote under, or a `.meta` without its file: nobody's file, never listed, taken by gc once
+    past the grace period."""
+    assert main(["ingest", str(env), "--json"]) == 0
+    capsys.readouterr()
+    root = Path(os.environ["KB_DATA_DIR"]) / "files" / "default"
+    stored = sorted(p.name for p in root.iterdir())
+    killed = root / ".tmp-k1ll3d"
+    killed.write_bytes(b"half a PDF")
+    lone_meta = root / "local-0123456789abcdef-aaaa-p0.meta"
+    lone_meta.write_text("kb-default-0123456789abcdef-aaaa-p0-cut.txt\ntext/plain\n")
+    for path in (killed, lone_meta):
+        age(path, OLD)
+    writing = root / ".tmp-wr1t1n"  # a write in flight
+    writing.write_bytes(b"being written")
+    uploading = root / "local-0123456789abcdef-bbbb-p0.meta"  # its file comes next
+    uploading.write_text("kb-default-0123456789abcdef-bbbb-p0-next.txt\ntext/plain\n")
+
+    assert main(["files", "list", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(stored) // 2
+    assert main(["files", "gc", "--dry-run", "--json"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["deleted"] == [] and sorted(dry["leftovers"]) == sorted(
+        [killed.name, lone_meta.name]
+    )
+    assert killed.exists() and lone_meta.exists()
+
+    assert main(["files", "gc"]) == 0
+    out = capsys.readouterr().out
+    assert f"deleted leftover {killed.name}" in out and "deleted 2 leftover(s)" in out
+    assert sorted(p.name for p in root.iterdir()) == sorted([*stored, writing.name, uploading.name])
+
+
 # -- local copies of originals ------------------------------------------------------------------
 
 
