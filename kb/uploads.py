@@ -221,3 +221,6 @@ class ClaimedStore:
 
     def list(self) -> Iterator[StoredFile]:
         return self.files.list()
+
+    def collect_leftovers(self, grace: float, *, dry_run: bool = False) -> list[str]:
+        return self.files.collect_leftovers(grace, dry_run=dry_run)
