@@ -219,8 +219,8 @@ class ClaimedStore:
     def delete(self, file_id: str) -> None:
         self.files.delete(file_id)
 
-    def list(self) -> Iterator[StoredFile]:
-        return self.files.list()
-
     def collect_leftovers(self, grace: float, *, dry_run: bool = False) -> list[str]:
         return self.files.collect_leftovers(grace, dry_run=dry_run)
+
+    def list(self) -> Iterator[StoredFile]:
+        return self.files.list()
