@@ -174,7 +174,8 @@ def test_over_limit_streamed_without_length_is_413(client: httpx.Client) -> None
 
 
 def test_declared_huge_body_is_refused_before_reading(api: Running) -> None:
-    """A 10 GB Content-Length gets its 413 at once, though no body byte was sent."""
+    """A 10 GB Content-Length gets its 413 though no body byte was sent: a server that waited
+    for the body would answer nothing, and the read would time out."""
     host, port = api.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
@@ -182,10 +183,8 @@ def test_declared_huge_body_is_refused_before_reading(api: Running) -> None:
             b"Content-Type: multipart/form-data; boundary=zz\r\n"
             b"Content-Length: 10000000000\r\n\r\n"
         )
-        started = time.monotonic()
         head = sock.recv(4096).decode("latin-1")
     assert head.startswith("HTTP/1.1 413"), head
-    assert time.monotonic() - started < 5
 
 
 def test_upload_dirs_a_killed_server_left_are_removed_at_start(
