@@ -57,3 +57,14 @@ def standin() -> Iterator[RunningStandIn]:
 @pytest.fixture
 def online_settings(settings: Any, standin: RunningStandIn) -> Any:
     return settings.replace(anthropic_api_key="sk-test", anthropic_base_url=standin.base_url)
+
+
+@pytest.fixture
+def online_cli(online_settings: Any, embedder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kb` commands run in this process (`kb.cli.main`) open the knowledge base of
+    `online_settings`, on the stand-in, with the session's model."""
+    from kb.service import open_kb
+
+    monkeypatch.setattr(
+        "kb.cli.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
+    )

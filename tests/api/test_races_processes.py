@@ -4,8 +4,6 @@ that keeps one knowledge base open) on the same data dir."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,37 +16,15 @@ from typing import Any
 import pytest
 
 from kb.settings import Settings
-from standin.loopback import free_port, wait_for_http
 from tests.api.conftest import serve, upload
 from tests.api.test_races import content, doc_id_of, together
-
-
-def env_for(settings: Settings, **more: str) -> dict[str, str]:
-    env = {**os.environ, "KB_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
-    env.pop("ANTHROPIC_API_KEY", None)
-    env.update(more)
-    return env
+from tests.processes import chroma_server, kb_env
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exe = shutil.which("chroma", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("the `chroma` command is not installed")
-    port = free_port()
-    data = tmp_path_factory.mktemp("chroma-races")
-    proc = subprocess.Popen(
-        [exe, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/api/v2/heartbeat", proc, timeout=60)
+    with chroma_server(tmp_path_factory.mktemp("chroma-races")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.mark.server
@@ -74,7 +50,7 @@ def test_two_ingests_at_once_upload_each_content_once_and_keep_every_source(
     api = serve(settings, embedder)
     ingest = subprocess.Popen(
         [sys.executable, "-m", "kb.cli", "ingest", str(folder), "--json"],
-        env=env_for(
+        env=kb_env(
             settings,
             KB_CHROMA_URL=chroma_url,
             KB_KB_NAME=settings.kb_name,
@@ -151,7 +127,7 @@ def test_an_api_process_sees_another_process_commit_after_committing_itself(
         assert upload(client, {"seed.txt": seed}).json()["results"][0]["status"] == "added"
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER],
-        env=env_for(settings),
+        env=kb_env(settings),
         cwd=tmp_path,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,30 +9,15 @@ import pytest
 
 from ingest import ingest_paths
 from kb.service import open_kb
-from standin.loopback import free_port, wait_for_http
+from tests.processes import chroma_server
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exe = shutil.which("chroma", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("the `chroma` command is not installed")
-    port = free_port()
-    data = tmp_path_factory.mktemp("chroma-server")
-    proc = subprocess.Popen(
-        [exe, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/api/v2/heartbeat", proc, timeout=60)
+    with chroma_server(tmp_path_factory.mktemp("chroma-server")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_ingest_and_search_through_a_chroma_server(

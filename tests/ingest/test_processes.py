@@ -22,6 +22,7 @@ from kb.errors import ExtractionError
 from kb.extraction import DEFAULT_LIMITS
 from kb.service import open_kb
 from standin.pdfs import make_pdf, pdf_bytes
+from tests.processes import kb_env
 
 # A dense page that pypdf needs a few milliseconds to read: 600 of them take seconds.
 DENSE_PAGE = "Tide tables list high and low water for every harbour on the coast. " * 50
@@ -43,8 +44,7 @@ def test_a_running_reader_sees_what_another_process_ingested(
             "tides"
         )
         (root / "fog.txt").write_text("Fog horns sound every thirty seconds in dense fog.\n")
-        env = {**os.environ, "KB_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
-        env.pop("ANTHROPIC_API_KEY", None)
+        env = kb_env(settings)
         done = subprocess.run(
             [sys.executable, "-m", "kb.cli", "ingest", str(root)],
             env=env,
@@ -184,8 +184,7 @@ def test_a_killed_ingest_leaves_no_extractor_running(settings, tmp_path: Path) -
         writer.add_page(page)
     with (root / "almanac.pdf").open("wb") as handle:
         writer.write(handle)
-    env = {**os.environ, "KB_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
-    env.pop("ANTHROPIC_API_KEY", None)
+    env = kb_env(settings)
     ingest = subprocess.Popen(
         [sys.executable, "-m", "kb.cli", "ingest", str(root)],
         env=env,

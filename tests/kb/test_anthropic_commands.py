@@ -45,16 +45,13 @@ def test_kb_ask_cli_json(
     embedder: Any,
     standin: Any,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    online_cli: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     make_pdf(tmp_path / "docs" / "a.pdf", ["Intro page.", "The beacon is lit at dusk."])
     kb = open_kb(online_settings, embedder=embedder)
     ingest_paths(kb, [tmp_path / "docs"])
     kb.close()
-    monkeypatch.setattr(
-        "kb.cli.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
-    )
     assert main(["ask", "When is the beacon lit?", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["answered_by"] == "claude"

@@ -184,15 +184,10 @@ def test_retry_after_is_capped(online_kb: Any, standin: Any) -> None:
 
 def test_cli_shows_the_notice_and_a_clean_stream_error(
     online_kb: Any,
-    online_settings: Any,
-    embedder: Any,
     standin: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    online_cli: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(
-        "kb.cli.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
-    )
     standin.state.quirks.stop_reason = "refusal"
     assert main(["ask", QUESTION]) == 0
     out = capsys.readouterr()
@@ -225,15 +220,10 @@ def test_env_key_and_base_url_are_honoured(
 
 def test_cli_names_the_setting_anthropic_refuses(
     online_kb: Any,
-    online_settings: Any,
-    embedder: Any,
     standin: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    online_cli: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(
-        "kb.cli.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
-    )
     standin.state.models = {"claude-other"}
     assert main(["ask", QUESTION]) == 1
     err = capsys.readouterr().err
