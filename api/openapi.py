@@ -71,7 +71,16 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("/v1/documents/{doc_id}", "get"): (400, 401, 404),
     ("/v1/documents/{doc_id}", "delete"): (400, 401, 403, 404),
     ("/v1/documents/{doc_id}", "put"): (400, 401, 404, *BODY),
+    ("/v1/documents/{doc_id}/original", "get"): (400, 401, 404),
 }
+ORIGINAL_TYPES = (
+    "application/pdf",
+    "text/plain",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+)
 EVENTS = (
     "Server-Sent Events: `delta` `{text}`, `citation` (a citation), then `done` (the answer "
     "as `POST /v1/ask` gives it) or `error` (the error shape)."
@@ -135,6 +144,7 @@ def complete_schema(openapi: OpenAPI, settings: Settings) -> None:
     _upload(operations[("/v1/documents", "post")], settings)
     _upload(operations[("/v1/documents/{doc_id}", "put")], settings, one=True)
     _stream(operations[("/v1/ask/stream", "post")])
+    _original(operations[("/v1/documents/{doc_id}/original", "get")])
     _ready(operations[("/ready", "get")])
     _ask_body(schemas, settings)
 
@@ -197,6 +207,15 @@ def _stream(operation: Operation) -> None:
                 schema=Schema(type=OpenAPIType.STRING, description=EVENTS)
             )
         },
+    )
+
+
+def _original(operation: Operation) -> None:
+    assert operation.responses is not None
+    binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+    operation.responses["200"] = OpenAPIResponse(
+        description="The original file, inline, with the document's media type",
+        content={media: OpenAPIMediaType(schema=binary) for media in ORIGINAL_TYPES},
     )
 
 

@@ -1,14 +1,17 @@
-"""`/v1/documents`: upload (multipart, streamed to disk), replace, list, get and delete."""
+"""`/v1/documents`: upload (multipart, streamed to disk), replace, list, get, delete, and the
+original file as it was ingested."""
 
 from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import File
 
 from api.deps import KB
 from api.schemas import (
@@ -20,11 +23,12 @@ from api.schemas import (
     from_file_result,
 )
 from api.uploads import ReceivedFile, receive_files, upload_dir
-from kb.errors import InvalidInput, UnsupportedType
+from kb.errors import InvalidInput, NotFound, UnsupportedType
 from kb.service import KnowledgeBase
 
 if TYPE_CHECKING:
     from ingest import IngestReport
+    from kb.types import Document
 
 log = logging.getLogger("kb.api")
 
@@ -112,8 +116,14 @@ class DocumentController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
         source_prefix: FromQuery[str | None] = None,
         kind: FromQuery[Kind | None] = None,
+        name: Annotated[
+            str | None,
+            QueryParameter(description="only documents whose title or a source has this text"),
+        ] = None,
     ) -> DocumentList:
         docs = kb.index.documents(source_prefix=source_prefix, kind=kind)
+        if name:
+            docs = [d for d in docs if _named(d, name.casefold())]
         page = docs[offset : offset + limit]
         return DocumentList(
             documents=[from_document(d) for d in page], offset=offset, limit=limit, total=len(docs)
@@ -123,8 +133,31 @@ class DocumentController(Controller):
     def get_document(self, doc_id: FromPath[str], kb: KB) -> DocumentOut:
         return from_document(kb.document(doc_id))
 
+    @get(
+        "/{doc_id:str}/original",
+        sync_to_thread=True,
+        summary="The document's original file, as it was ingested",
+        description="Sent inline with the document's media type, for a browser to show "
+        "(a PDF opens at a page with `#page=N` on the URL it is shown from).",
+    )
+    def original(self, doc_id: FromPath[str], kb: KB) -> File:
+        doc = kb.document(doc_id)
+        path = kb.blobs.path(doc.id)
+        if not path.is_file():
+            raise NotFound(f"no local copy of the original of document {doc_id}")
+        return File(  # text goes as UTF-8, the only text kb reads
+            path,
+            filename=PurePosixPath(doc.source).name or doc.title,
+            content_disposition_type="inline",
+            media_type=doc.mime_type,
+        )
+
     @delete("/{doc_id:str}", status_code=200, sync_to_thread=True, summary="Delete a document")
     def delete_document(self, doc_id: FromPath[str], kb: KB) -> DocumentOut:
         doc = kb.remove(doc_id)
         log.info("removed document %s", doc_id)
         return from_document(doc)
+
+
+def _named(doc: Document, text: str) -> bool:
+    return text in doc.title.casefold() or any(text in s.casefold() for s in doc.sources)
