@@ -3,8 +3,8 @@
 The knowledge base (embedding model, Chroma client, Anthropic client) is opened once per
 process in the lifespan and closed on shutdown; handlers get it through the `kb` dependency.
 The lifespan first removes upload temp dirs a killed server left (`api.uploads`).
-Every `/v1` route goes through the API-key guard; `/health`, `/ready` and the OpenAPI schema
-and docs (`/schema`, `/schema/swagger`) do not.
+Every `/v1` route goes through the API-key guard; `/health`, `/ready`, the web page (`/` and
+`/ui/`, `api.page`) and the OpenAPI schema and docs (`/schema`, `/schema/swagger`) do not.
 
 Before routing, every request is logged with its request id, checked for its `Host` and, for a
 write, its `Origin` (`api.security`), given a deadline on its body (`api.body`), and a HEAD is
@@ -51,7 +51,8 @@ from api.errors import (
     send_error,
 )
 from api.openapi import complete_schema
-from api.security import Gate, cors_config
+from api.page import page_routes
+from api.security import Gate, cors_config, security_headers
 from api.uploads import remove_stale_upload_dirs
 from kb.embedding import Embedder
 from kb.service import KnowledgeBase
@@ -101,12 +102,12 @@ def create_app(
     )
     app = KBApp(
         settings,
-        route_handlers=[HealthController, v1],
+        route_handlers=[HealthController, v1, *page_routes()],
         lifespan=[open_knowledge_base],
         dependencies={"kb": Provide(provide_kb, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_request,
-        before_send=[add_request_id_header],
+        before_send=[add_request_id_header, security_headers],
         cors_config=cors_config(settings),
         openapi_config=openapi,
         request_max_body_size=1024 * 1024,  # JSON bodies; uploads set their own limit

@@ -12,6 +12,11 @@ a name that the attacker's DNS points at 127.0.0.1 reads its answers (DNS rebind
   affected.
 - CORS headers are sent only for `KB_CORS_ORIGINS`; by default none, so browsers keep other
   sites' pages from reading any answer.
+
+Every response also says how a browser may treat it (`security_headers`): its type is not to
+be guessed, no page may frame it, no referrer leaves it, and a Content-Security-Policy lets the
+web page (`api.page`) run only its own script and style and talk only to this server. The
+OpenAPI docs under `/schema` load Swagger UI and ReDoc from their CDN, so they go without it.
 """
 
 from __future__ import annotations
@@ -21,13 +26,23 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from litestar.config.cors import CORSConfig
-from litestar.types import Scope
+from litestar.types import Message, Scope
 
 from kb.errors import Forbidden, InvalidInput, KBError
 from kb.settings import Settings
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -115,3 +130,15 @@ def cors_config(settings: Settings) -> CORSConfig | None:
         allow_credentials=False,
         max_age=600,
     )
+
+
+async def security_headers(message: Message, scope: Scope) -> None:
+    """`before_send` hook: the headers above on every HTTP response (see the module doc)."""
+    if message["type"] != "http.response.start" or scope["type"] != "http":
+        return
+    headers = list(message.get("headers") or [])
+    headers.extend(SECURITY_HEADERS)
+    path = scope.get("path", "")
+    if path != "/schema" and not path.startswith("/schema/"):
+        headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+    message["headers"] = headers
