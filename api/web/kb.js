@@ -49,9 +49,10 @@ function count(n, word) {
 }
 
 function bytes(n) {
+  const short = (x) => x.toFixed(x < 10 ? 1 : 0).replace(/\.0$/, "");
   if (n < 1024) return `${n} bytes`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  if (n < 1024 * 1024) return `${short(n / 1024)} KB`;
+  return `${short(n / 1024 / 1024)} MB`;
 }
 
 // What went wrong, said to a person; `subject` names what was sent ("notes.pdf", "your question").

@@ -143,6 +143,24 @@ def test_ask_through_the_standin_streams_the_answer_and_shows_what_was_sent(
     assert page.script_errors == []
 
 
+def test_an_upstream_failure_is_a_sentence(
+    online: Running, standin: Any, page_of: Any, shots: Shots
+) -> None:
+    standin.inject(
+        "/v1/messages", status=500, error_type="api_error", times=10, headers={"retry-after": "0"}
+    )
+    page = page_of(online)
+    page.fill("#question", "When did Mount Etna erupt?")
+    page.click("#ask-button")
+    page.wait_for_selector("#error", state="visible")
+    text = page.inner_text("#error-text")
+    assert text.startswith("Anthropic could not answer (error 502).")
+    assert "{" not in text and "upstream_error" not in text
+    shots(page, "upstream-error")
+    page.click("#error-close")
+    assert page.locator("#error").is_hidden()
+
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[Running]:
     """A server with a key and a small upload limit."""
@@ -335,3 +353,35 @@ def test_keyboard_only_on_a_phone_sized_screen(
         shots(page, f"phone-{tab}")
     page.wait_for_selector("#doc-list li")
     assert page.script_errors == []
+
+
+def test_the_list_is_paged(offline: Running, page_of: Any) -> None:
+    with offline.client() as client:
+        notes = {f"note-{n:02d}.txt": f"Harbour note number {n} of the pager." for n in range(21)}
+        assert upload(client, notes).status_code == 200
+        total = client.get("/v1/documents").json()["total"]
+    page = page_of(offline)
+    page.click("#tab-documents")
+    status = page.locator("#docs-status")
+    page.wait_for_function(
+        "(n) => document.getElementById('docs-status').textContent === `Documents 1–20 of ${n}.`",
+        arg=total,
+    )
+    assert page.locator("#doc-list li").count() == 20 and page.locator("#prev").is_disabled()
+    page.click("#next")
+    page.wait_for_function(
+        "() => document.getElementById('docs-status').textContent.startsWith('Documents 21–')"
+    )
+    assert status.inner_text() == f"Documents 21–{total} of {total}."
+    assert (
+        page.locator("#doc-list li").count() == total - 20 and page.locator("#next").is_disabled()
+    )
+    page.fill("#name", "note-1")
+    page.click("#filter-form button[type=submit]")
+    page.wait_for_function("() => document.querySelectorAll('#doc-list li').length === 10")
+    assert status.inner_text() == "Documents 1–10 of 10."
+    page.select_option("#kind", "pdf")
+    page.click("#filter-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('docs-status').textContent === 'No documents.'"
+    )
