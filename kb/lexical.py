@@ -3,7 +3,7 @@
 The lexical index is derived state: it is rebuilt from `Index.iter_chunks()` whenever
 `Index.generation()` changes (ingest, update, prune, removal), so it works the same against an
 embedded Chroma and a Chroma server. A built index is saved under
-`data_dir/bm25/<kb_name>/<generation hash>` so that a fresh process with the same generation
+`kb_dir/bm25/<kb_name>/<generation hash>` so that a fresh process with the same generation
 loads it instead of rebuilding: it is written into a temp folder of its own (unique per
 process and thread, so `kb serve --workers N` never share one), then renamed; temp folders a
 killed process left are removed once `STALE_TEMP_SECONDS` old. Tokenisation: lower-cased words,
@@ -95,7 +95,7 @@ class LexicalIndex:
 
     def __init__(self, index: Index, settings: Settings | None = None) -> None:
         self._index = index
-        self._root = settings.data_dir / "bm25" / settings.kb_name if settings else None
+        self._root = settings.kb_dir / "bm25" / settings.kb_name if settings else None
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
 

@@ -132,7 +132,8 @@ class KnowledgeBase:
     def collect_copies(self, *, dry_run: bool = False) -> list[str]:
         """Delete (or with `dry_run` only list) local copies of originals that no document
         uses, once older than `KB_GC_GRACE_SECONDS`, and return their document ids. Documents
-        of every knowledge base in the same Chroma count: they share the data dir."""
+        of every knowledge base in the same Chroma count: before knowledge bases other than
+        `default` had directories of their own (`Settings.kb_dir`), they shared its copies."""
         used = self.index.ids_of_every_knowledge_base()
         return self.blobs.collect(used, grace=self.settings.gc_grace_seconds, dry_run=dry_run)
 
@@ -188,9 +189,7 @@ def open_kb(
     blobs = BlobStore(settings.blob_dir)
     retriever = Retriever(index, embedder, settings)
     if not settings.online:
-        files: FileStore = LocalFileStore(
-            settings.data_dir / "files", settings.kb_name, index.kb_id
-        )
+        files: FileStore = LocalFileStore(settings.kb_dir / "files", settings.kb_name, index.kb_id)
         uploads = Uploads(settings, index, blobs, files)
         answerer: Answerer = ExtractiveAnswerer(settings, embedder)
         return KnowledgeBase(settings, embedder, index, blobs, files, uploads, retriever, answerer)

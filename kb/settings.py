@@ -42,11 +42,14 @@ class Spec:
     max: float | None = None  # allowed: value <= max
     check: Check | None = None
     shown: str | None = None  # the README's default, when not the default itself
+    secret: bool = False  # a problem names the variable, never its value
+    also: tuple[str, ...] = ()  # older names of the variable, read when it is unset
 
-    def problem(self, value: object) -> str | None:
-        """What is wrong with `value` for this setting (naming the variable), or None."""
+    def problem(self, value: object, env: str | None = None) -> str | None:
+        """What is wrong with `value` for this setting (naming the variable, `env` when it was
+        read under an older name), or None."""
         if self.check is not None and (reason := self.check(value)) is not None:
-            return f"{self.env}={value!r} {reason}"
+            return f"{env or self.env}{'' if self.secret else f'={value!r}'} {reason}"
         if (self.min, self.above, self.max) == (None, None, None):
             return None
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -75,9 +78,11 @@ def spec(
     max: float | None = None,
     check: Check | None = None,
     shown: str | None = None,
+    secret: bool = False,
+    also: tuple[str, ...] = (),
 ) -> dict[str, Spec]:
     """A Settings field's metadata: `field(default=..., metadata=spec(...))`."""
-    return {"spec": Spec(env, parse, doc, min, above, max, check, shown)}
+    return {"spec": Spec(env, parse, doc, min, above, max, check, shown, secret, also)}
 
 
 def _text(raw: str) -> str:
@@ -155,12 +160,38 @@ def _search_mode(value: object) -> str | None:
 _KB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.)){0,52}")
 
 
-def _kb_name(value: object) -> str | None:
+_KB_NAME_RULE = "1 to 53 letters, digits, '_', '-' or single '.', starting with a letter or digit"
+DEFAULT_KB = "default"  # the knowledge base whose data lives in the data dir itself
+
+
+def kb_name_problem(value: object) -> str | None:
+    """What is wrong with `value` as a knowledge-base name, or None."""
     if isinstance(value, str) and _KB_NAME.fullmatch(value):
         return None
-    return (
-        "must be 1 to 53 letters, digits, '_', '-' or single '.', starting with a letter or digit"
-    )
+    return f"must be {_KB_NAME_RULE}"
+
+
+def key_entry(entry: str) -> tuple[str, str | None]:
+    """(key, knowledge-base name) of one `KB_API_KEYS` entry: `key=name`, or a plain `key`
+    (name None). The name follows the last `=`; a key that ends in `=` (base64 padding) is a
+    plain key."""
+    key, eq, name = entry.rpartition("=")
+    return (key, name) if eq and name else (entry, None)
+
+
+def _api_keys(value: object) -> str | None:
+    """What is wrong with `KB_API_KEYS`' entries, saying which, never showing a key."""
+    seen: dict[str, str | None] = {}
+    for n, entry in enumerate(value if isinstance(value, tuple) else (), start=1):
+        key, name = key_entry(entry)
+        if not key.strip():
+            return f"entry {n} has no key before '='"
+        if name is not None and not _KB_NAME.fullmatch(name):
+            return f"entry {n} maps its key to {name!r}: a knowledge-base name is {_KB_NAME_RULE}"
+        if key in seen and seen[key] != name:
+            return f"entry {n} maps a key that an earlier entry maps to another knowledge base"
+        seen[key] = name
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,7 +207,11 @@ class Settings:
     chroma_path: Path | None = field(
         default=None,
         metadata=spec(
-            "KB_CHROMA_PATH", _path, "embedded Chroma directory", shown="`$KB_DATA_DIR/chroma`"
+            "KB_CHROMA_PATH",
+            _path,
+            "embedded Chroma directory of the `default` knowledge base (another's is "
+            "`$KB_DATA_DIR/kbs/<name>/chroma`)",
+            shown="`$KB_DATA_DIR/chroma`",
         ),
     )
     chroma_url: str | None = field(
@@ -190,13 +225,16 @@ class Settings:
         ),
     )
     kb_name: str = field(
-        default="default",
+        default=DEFAULT_KB,
         metadata=spec(
-            "KB_KB_NAME",
+            "KB_NAME",
             _text,
-            "knowledge-base name (prefix of the Chroma collections): at most 53 letters, digits, "
-            "`_`, `-` and `.`",
-            check=_kb_name,
+            "the knowledge base `kb` commands work on (`--kb` overrides) and plain `KB_API_KEYS` "
+            "keys reach: at most 53 letters, digits, `_`, `-` and `.`. Names its Chroma "
+            "collections; any but `default` keeps its files in `$KB_DATA_DIR/kbs/<name>/`. "
+            "`KB_KB_NAME` is read when unset",
+            check=kb_name_problem,
+            also=("KB_KB_NAME",),
         ),
     )
     embedding_model: str = field(
@@ -408,7 +446,14 @@ class Settings:
     api_keys: tuple[str, ...] = field(
         default=(),
         repr=False,
-        metadata=spec("KB_API_KEYS", _list, "comma-separated bearer keys for the API"),
+        metadata=spec(
+            "KB_API_KEYS",
+            _list,
+            "comma-separated bearer keys for the API; `key=name` gives a key the knowledge base "
+            "`name` (its own documents, searches and answers), a plain key reaches `KB_NAME`'s",
+            check=_api_keys,
+            secret=True,
+        ),
     )
     max_question_chars: int = field(
         default=2000,
@@ -525,17 +570,39 @@ class Settings:
         return Limits(self.max_page_chars, self.max_file_chars)
 
     @property
+    def kb_dir(self) -> Path:
+        """Where this knowledge base's own files live: the data dir itself for `default` (as
+        before knowledge bases had names of their own), `data_dir/kbs/<name>` for any other,
+        so that nothing local (Chroma, copies, BM25, stored files, claims) is shared."""
+        return self.data_dir if self.kb_name == DEFAULT_KB else self.data_dir / "kbs" / self.kb_name
+
+    @property
     def chroma_dir(self) -> Path:
-        return self.chroma_path or self.data_dir / "chroma"
+        if self.kb_name == DEFAULT_KB and self.chroma_path is not None:
+            return self.chroma_path
+        return self.kb_dir / "chroma"
 
     @property
     def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+        return self.kb_dir / "blobs"
 
     @property
     def lock_dir(self) -> Path:
         """Lock files of the writers on this machine (`kb.claims`)."""
-        return self.data_dir / "locks"
+        return self.kb_dir / "locks"
+
+    @property
+    def key_names(self) -> dict[str, str]:
+        """Each API key and the knowledge base it reaches (`KB_NAME`'s for a plain key)."""
+        found: dict[str, str] = {}
+        for entry in self.api_keys:
+            key, name = key_entry(entry)
+            found[key] = name or self.kb_name
+        return found
+
+    def for_kb(self, name: str) -> Settings:
+        """These settings for the knowledge base `name` (checked like any other)."""
+        return self if name == self.kb_name else self.replace(kb_name=name)
 
     @property
     def online(self) -> bool:
@@ -564,7 +631,8 @@ class Settings:
         kwargs: dict[str, object] = {}
         problems: list[str] = []
         for name, s in specs().items():
-            raw = (env.get(s.env) or "").strip()
+            var = next((v for v in (s.env, *s.also) if (env.get(v) or "").strip()), s.env)
+            raw = (env.get(var) or "").strip()
             if not raw:
                 continue
             try:
@@ -572,9 +640,9 @@ class Settings:
             except ConfigError as exc:  # already names the variable and the bad part
                 problems.append(exc.message)
             except ValueError as exc:
-                problems.append(f"{s.env}={raw!r} {exc}")
+                problems.append(f"{var}{'' if s.secret else f'={raw!r}'} {exc}")
             else:
-                if problem := s.problem(value):
+                if problem := s.problem(value, var):
                     problems.append(problem)
                 kwargs[name] = value
         if problems:

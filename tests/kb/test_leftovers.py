@@ -166,19 +166,25 @@ def test_a_copy_an_ingest_finds_again_is_fresh_for_gc(tmp_path: Path) -> None:
     assert blobs.has(doc_id)
 
 
-def test_copies_of_another_knowledge_base_in_the_same_data_dir_are_kept(
+def test_copies_of_another_knowledge_base_in_the_same_chroma_are_kept(
     settings: Any, embedder: Any, tmp_path: Path
 ) -> None:
+    """A knowledge base whose collections are in the default's Chroma (made by a version
+    before named knowledge bases had directories of their own) uses the data dir's copies."""
+    from kb.index import Index
+
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "ferry.txt").write_text("The ferry leaves at seven from the north quay.\n")
-    with open_kb(settings.replace(kb_name="other"), embedder=embedder) as other:
-        [result] = ingest_paths(other, [docs]).results
     with open_kb(settings, embedder=embedder) as kb:
-        age(kb.blobs.path(result.doc_id or ""), OLD)
+        [result] = ingest_paths(kb, [docs]).results
+        doc = kb.document(result.doc_id or "")
+        Index(kb.index.client, "other", embedder.name, embedder.dimension).commit(doc)
+        kb.index.remove(doc.id)  # the default's record goes; the copy stays for "other"
+        age(kb.blobs.path(doc.id), OLD)
         assert kb.index.count() == 0
         assert kb.collect_copies() == []
-        assert kb.blobs.has(result.doc_id or "")
+        assert kb.blobs.has(doc.id)
 
 
 # -- BM25 temp folders --------------------------------------------------------------------------

@@ -98,8 +98,8 @@ def test_counts_must_be_at_least_one(variable: str, value: str) -> None:
             {"ANTHROPIC_BASE_URL": "api.anthropic.com"},
             "ANTHROPIC_BASE_URL='api.anthropic.com' is not an http or https URL",
         ),
-        ({"KB_KB_NAME": "my kb"}, "KB_KB_NAME='my kb' must be 1 to 53 letters"),
-        ({"KB_KB_NAME": "../up"}, "KB_KB_NAME='../up' must be"),
+        ({"KB_NAME": "my kb"}, "KB_NAME='my kb' must be 1 to 53 letters"),
+        ({"KB_NAME": "../up"}, "KB_NAME='../up' must be"),
         ({"KB_KB_NAME": "a..b"}, "KB_KB_NAME='a..b' must be"),
         ({"KB_KB_NAME": "k" * 54}, "KB_KB_NAME='k{54}' must be"),
         (
@@ -165,7 +165,7 @@ def test_good_values_are_accepted() -> None:
         "KB_SEARCH_MODE": "bm25",
         "KB_CHROMA_URL": "https://chroma.example.com",
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:9000/",
-        "KB_KB_NAME": "team.docs-2_a",
+        "KB_NAME": "team.docs-2_a",
         "KB_CHROMA_PATH": "~/kb-chroma",
         "KB_MAX_OUTPUT_TOKENS": " 2048 ",
         "KB_SEARCH_K": "   ",  # blank: the default
@@ -179,7 +179,8 @@ def test_good_values_are_accepted() -> None:
     assert settings.chroma_url == "https://chroma.example.com"
     assert settings.anthropic_base_url == "http://127.0.0.1:9000/"
     assert settings.kb_name == "team.docs-2_a"
-    assert settings.chroma_dir == Path.home() / "kb-chroma"
+    assert settings.chroma_path == Path.home() / "kb-chroma"
+    assert settings.for_kb("default").chroma_dir == Path.home() / "kb-chroma"
     assert settings.max_output_tokens == 2048 and settings.search_k == 5
     assert Settings.from_env({"KB_PORT": "1", "KB_CHUNK_OVERLAP": "199"}, env_file=None).port == 1
     for mode in ("dense", "bm25", "hybrid"):
@@ -236,3 +237,55 @@ def test_hardening_settings_parse_and_check() -> None:
         Settings.from_env({"KB_CORS_ORIGINS": "https://app.example.com/path"}, env_file=None)
     with pytest.raises(ConfigError, match="KB_BODY_TIMEOUT must be above 0"):
         Settings.from_env({"KB_BODY_TIMEOUT": "0"}, env_file=None)
+
+
+# -- knowledge bases per key --------------------------------------------------------------------
+
+
+def test_api_keys_map_keys_to_knowledge_bases() -> None:
+    env = {"KB_API_KEYS": "k1=finance, k2=support,plain,padded==", "KB_NAME": "team"}
+    settings = Settings.from_env(env, env_file=None)
+    assert settings.key_names == {
+        "k1": "finance",
+        "k2": "support",
+        "plain": "team",  # a plain key reaches KB_NAME's knowledge base
+        "padded==": "team",  # base64 padding, not a mapping
+    }
+    shared = Settings.from_env({"KB_API_KEYS": "a,b"}, env_file=None)
+    assert shared.key_names == {"a": "default", "b": "default"}
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("secret-1=my kb", r"KB_API_KEYS entry 1 maps its key to 'my kb': a knowledge-base name"),
+        ("a=ok,secret-2=../up", r"KB_API_KEYS entry 2 maps its key to '\.\./up'"),
+        ("=finance", "KB_API_KEYS entry 1 has no key before '='"),
+        ("secret-3=a,secret-3=b", "entry 2 maps a key that an earlier entry maps to another"),
+    ],
+)
+def test_a_bad_key_mapping_is_named_without_showing_keys(keys: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        Settings.from_env({"KB_API_KEYS": keys}, env_file=None)
+    assert "secret" not in str(raised.value)
+    with pytest.raises(ConfigError, match=message):
+        Settings(api_keys=tuple(keys.split(",")))
+
+
+def test_a_named_knowledge_base_keeps_its_files_in_a_directory_of_its_own(tmp_path: Path) -> None:
+    default = Settings(data_dir=tmp_path, chroma_path=tmp_path / "elsewhere")
+    assert default.kb_dir == tmp_path  # as before knowledge bases had directories
+    assert (default.chroma_dir, default.blob_dir) == (tmp_path / "elsewhere", tmp_path / "blobs")
+    finance = default.for_kb("finance")
+    assert finance.kb_dir == tmp_path / "kbs" / "finance"
+    assert finance.chroma_dir == tmp_path / "kbs" / "finance" / "chroma"
+    assert finance.blob_dir == tmp_path / "kbs" / "finance" / "blobs"
+    assert finance.lock_dir == tmp_path / "kbs" / "finance" / "locks"
+    with pytest.raises(ConfigError, match="KB_NAME='a/b' must be"):
+        default.for_kb("a/b")
+
+
+def test_kb_name_wins_over_its_older_name() -> None:
+    env = {"KB_NAME": "new", "KB_KB_NAME": "old"}
+    assert Settings.from_env(env, env_file=None).kb_name == "new"
+    assert Settings.from_env({"KB_KB_NAME": "old"}, env_file=None).kb_name == "old"
