@@ -1,7 +1,9 @@
 """The Litestar application: `create_app(settings)`.
 
-The knowledge base (embedding model, Chroma client, Anthropic client) is opened once per
-process in the lifespan and closed on shutdown; handlers get it through the `kb` dependency.
+The knowledge bases (`kb.registry`) are kept once per process from the lifespan on and closed
+on shutdown: the embedding model is loaded at startup and shared, `KB_NAME`'s knowledge base is
+opened then when a key (or, without keys, every request) reaches it, and any other the first
+time its key is used. Handlers get their key's through the `kb` dependency (`api.deps`).
 The lifespan first removes upload temp dirs a killed server left (`api.uploads`).
 Every `/v1` route goes through the API-key guard; `/health`, `/ready`, the web page (`/` and
 `/ui/`, `api.page`) and the OpenAPI schema and docs (`/schema`, `/schema/swagger`) do not.
@@ -55,6 +57,7 @@ from api.page import page_routes
 from api.security import Gate, cors_config, security_headers
 from api.uploads import remove_stale_upload_dirs
 from kb.embedding import Embedder
+from kb.registry import KnowledgeBases
 from kb.service import KnowledgeBase
 from kb.settings import Settings
 
@@ -68,21 +71,22 @@ def create_app(
     """The app for `settings`. Tests pass the session's `embedder` (and a stand-in client)."""
 
     @asynccontextmanager
-    async def open_knowledge_base(app: Litestar) -> AsyncIterator[None]:
-        from kb.service import open_kb
+    async def open_knowledge_bases(app: Litestar) -> AsyncIterator[None]:
+        kbs = KnowledgeBases(settings, embedder=embedder, anthropic_client=anthropic_client)
 
-        def _open() -> KnowledgeBase:
-            return open_kb(settings, embedder=embedder, anthropic_client=anthropic_client)
+        def _open() -> KnowledgeBase | None:
+            kbs.embedder()
+            return kbs.get(settings.kb_name) if settings.kb_name in kbs.served else None
 
         stale = await anyio.to_thread.run_sync(remove_stale_upload_dirs, settings.data_dir)
         if stale:
             log.info("removed %d upload temp dir(s) a stopped server left", len(stale))
-        kb = await anyio.to_thread.run_sync(_open)
-        app.state.kb = kb
+        app.state.kbs = kbs
         try:
+            app.state.kb = await anyio.to_thread.run_sync(_open)
             yield
         finally:
-            kb.close()
+            await anyio.to_thread.run_sync(kbs.close)
 
     v1 = Router(
         path="/v1",
@@ -103,8 +107,8 @@ def create_app(
     app = KBApp(
         settings,
         route_handlers=[HealthController, v1, *page_routes()],
-        lifespan=[open_knowledge_base],
-        dependencies={"kb": Provide(provide_kb, sync_to_thread=False)},
+        lifespan=[open_knowledge_bases],
+        dependencies={"kb": Provide(provide_kb)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_request,
         before_send=[add_request_id_header, security_headers],
