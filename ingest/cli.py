@@ -22,6 +22,7 @@ def register(sub: Any) -> None:
         "--prune", action="store_true", help="remove documents that vanished from these folders"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    kb_cli.add_kb_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:  # before the model loads
         raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
     bar = ProgressBar()
-    with kb_cli.open_kb_from_env() as kb:
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         try:
             report = ingest_paths(
                 kb, args.paths, prune=args.prune, progress=bar.update, on_start=bar.start

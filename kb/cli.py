@@ -23,6 +23,7 @@ from kb.types import FileResult
 
 if TYPE_CHECKING:
     from kb.service import KnowledgeBase
+    from kb.settings import Settings
 
 CORE_COMMANDS = ("kb.commands.search", "kb.commands.docs", "kb.commands.ask", "kb.commands.files")
 
@@ -63,13 +64,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def open_kb_from_env() -> KnowledgeBase:
-    """Settings from the environment, then the knowledge base (loads the model). Use it as a
-    context manager: `with kb_cli.open_kb_from_env() as kb: ...`."""
-    from kb.service import open_kb
+def add_kb_option(parser: argparse.ArgumentParser) -> None:
+    """`--kb NAME`: the knowledge base a command works on (`KB_NAME` otherwise)."""
+    parser.add_argument(
+        "--kb",
+        metavar="NAME",
+        type=_kb_name,
+        default=None,
+        help="the knowledge base to work on (default: KB_NAME, else `default`)",
+    )
+
+
+def _kb_name(value: str) -> str:
+    from kb.settings import kb_name_problem
+
+    if (problem := kb_name_problem(value)) is not None:
+        raise argparse.ArgumentTypeError(f"{value!r} {problem}")
+    return value
+
+
+def settings_from_env(kb_name: str | None = None) -> Settings:
+    """Settings from the environment, for the knowledge base `kb_name` when given (`--kb`)."""
     from kb.settings import Settings
 
-    return open_kb(Settings.from_env())
+    settings = Settings.from_env()
+    return settings if kb_name is None else settings.for_kb(kb_name)
+
+
+def open_kb_from_env(kb_name: str | None = None) -> KnowledgeBase:
+    """Settings from the environment, then the knowledge base (`kb_name`'s when given;
+    loads the model). Use it as a context manager: `with kb_cli.open_kb_from_env() as kb:`."""
+    from kb.service import open_kb
+
+    return open_kb(settings_from_env(kb_name))
 
 
 def to_jsonable(value: Any) -> Any:

@@ -66,5 +66,8 @@ def online_cli(online_settings: Any, embedder: Any, monkeypatch: pytest.MonkeyPa
     from kb.service import open_kb
 
     monkeypatch.setattr(
-        "kb.cli.open_kb_from_env", lambda: open_kb(online_settings, embedder=embedder)
+        "kb.cli.open_kb_from_env",
+        lambda kb_name=None: open_kb(
+            online_settings.for_kb(kb_name or online_settings.kb_name), embedder=embedder
+        ),
     )

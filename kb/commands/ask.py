@@ -24,16 +24,16 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument("--stream", action="store_true", help="print text as it arrives")
+    kb_cli.add_kb_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from kb.retrieval import QUESTION_CHUNKS
     from kb.service import check_question
-    from kb.settings import Settings
 
-    question = check_question(args.question, Settings.from_env())
-    with kb_cli.open_kb_from_env() as kb:
+    question = check_question(args.question, kb_cli.settings_from_env(args.kb))
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         hits = kb.search(question, k=args.k, chunks_per_doc=QUESTION_CHUNKS)
         if args.stream and not args.json:
             answer = _stream(kb.stream(question, hits))

@@ -26,10 +26,12 @@ def register(sub: Any) -> None:
     listing.add_argument("--source-prefix", default=None, help="only sources starting with this")
     listing.add_argument("--kind", choices=("pdf", "text", "image"), default=None)
     listing.add_argument("--json", action="store_true")
+    kb_cli.add_kb_option(listing)
     listing.set_defaults(func=run_list)
     show = verbs.add_parser("show", help="show one document (id or unique id prefix)")
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
+    kb_cli.add_kb_option(show)
     show.set_defaults(func=run_show)
     rm = verbs.add_parser(
         "rm",
@@ -39,6 +41,7 @@ def register(sub: Any) -> None:
     )
     rm.add_argument("ids", nargs="+", metavar="ID")
     rm.add_argument("--json", action="store_true", help="print the removed documents as JSON")
+    kb_cli.add_kb_option(rm)
     rm.set_defaults(func=run_rm)
 
 
@@ -58,7 +61,7 @@ def resolve(kb: KnowledgeBase, prefix: str) -> Document:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with kb_cli.open_kb_from_env() as kb:
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         docs = kb.index.documents(source_prefix=args.source_prefix, kind=args.kind)
     if args.json:
         print_json(docs)
@@ -87,7 +90,7 @@ def plural(n: int, noun: str) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with kb_cli.open_kb_from_env() as kb:
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         doc = resolve(kb, args.id)
     if args.json:
         print_json(doc)
@@ -108,7 +111,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_rm(args: argparse.Namespace) -> int:
-    with kb_cli.open_kb_from_env() as kb:
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         ids = list(dict.fromkeys(resolve(kb, prefix).id for prefix in args.ids))
         removed = [kb.remove(doc_id) for doc_id in ids]
     if args.json:

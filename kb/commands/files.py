@@ -18,6 +18,7 @@ def register(sub: Any) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="this knowledge base's files in the store")
     listing.add_argument("--json", action="store_true")
+    kb_cli.add_kb_option(listing)
     listing.set_defaults(func=run_list)
     gc = actions.add_parser(
         "gc",
@@ -29,17 +30,19 @@ def register(sub: Any) -> None:
     )
     gc.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
     gc.add_argument("--json", action="store_true", help="print the files as JSON")
+    kb_cli.add_kb_option(gc)
     gc.set_defaults(func=run_gc)
     sync = actions.add_parser(
         "sync",
         help="upload originals missing from the current store; move long PDFs to page windows",
     )
     sync.add_argument("--json", action="store_true", help="print the uploaded documents as JSON")
+    kb_cli.add_kb_option(sync)
     sync.set_defaults(func=run_sync)
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with kb_cli.open_kb_from_env() as kb:
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         stored = list(kb.files.list())
         used = kb.referenced_files()
         old = {
@@ -74,7 +77,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    with kb_cli.open_kb_from_env() as kb:
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         found = kb.collect_garbage(dry_run=args.dry_run)
         copies = kb.collect_copies(dry_run=args.dry_run)
         kb_name = kb.settings.kb_name
@@ -128,7 +131,7 @@ def _duration(seconds: float) -> str:
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    with kb_cli.open_kb_from_env() as kb:
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         done = kb.sync()
     if args.json:
         print_json(done)

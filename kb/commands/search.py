@@ -25,11 +25,12 @@ def register(sub: Any) -> None:
         help="dense (embeddings), bm25 (words) or hybrid (both; default: KB_SEARCH_MODE)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    kb_cli.add_kb_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    with kb_cli.open_kb_from_env() as kb:
+    with kb_cli.open_kb_from_env(args.kb) as kb:
         hits = kb.search(args.query, k=args.k, mode=args.mode)
         empty = not hits and kb.index.count() == 0
     if args.json:
