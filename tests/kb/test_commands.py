@@ -130,3 +130,34 @@ def test_a_closed_pipe_ends_quietly(
     monkeypatch.setattr("sys.stdout", _ClosedPipe())  # `kb docs list --json | head -1`
     assert main(["docs", "list", "--json"]) == 1
     assert capsys.readouterr().err == ""
+
+
+def test_kb_option_and_kb_name_pick_the_knowledge_base_a_command_works_on(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["ingest", "--kb", "garden", str(env), "--json"]) == 0
+    ids = {r["doc_id"] for r in json.loads(capsys.readouterr().out)["results"]}
+    assert main(["docs", "list", "--kb", "garden", "--json"]) == 0
+    assert {d["id"] for d in json.loads(capsys.readouterr().out)} == ids
+    assert (env.parent / "kbdata" / "kbs" / "garden" / "chroma").is_dir()
+
+    assert main(["docs", "list", "--json"]) == 0  # the default knowledge base: empty
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["search", "When are tomatoes watered?", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    some_id = sorted(ids)[0]
+    assert main(["docs", "rm", some_id]) == 1  # not this knowledge base's
+    assert f"no document {some_id}" in capsys.readouterr().err
+
+    monkeypatch.setenv("KB_NAME", "garden")
+    assert main(["search", "When are tomatoes watered?", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["title"] == "Garden"
+    assert main(["ask", "When are tomatoes watered?", "--json"]) == 0
+    assert "dawn" in json.loads(capsys.readouterr().out)["text"]
+    assert main(["files", "list", "--kb", "default"]) == 0  # --kb wins over KB_NAME
+    assert "0 file(s)" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "--kb", "../up", "tomatoes"])
+    assert exited.value.code == 2
+    assert "argument --kb: '../up' must be 1 to 53 letters" in capsys.readouterr().err
