@@ -89,6 +89,31 @@ def connect(settings: Settings) -> Any:
         raise Unavailable(f"cannot reach Chroma at {settings.chroma_url}: {exc}") from exc
 
 
+def refuse_earlier_layout(settings: Settings) -> None:
+    """Refuse to make a knowledge base afresh in its own directory (`Settings.kb_dir`) when an
+    earlier version made one of the same name in the `default` knowledge base's Chroma, which
+    it then shared: starting empty would hide its documents without a word."""
+    from kb.settings import DEFAULT_KB
+
+    if settings.chroma_url or settings.kb_name == DEFAULT_KB or settings.chroma_dir.exists():
+        return
+    shared = settings.for_kb(DEFAULT_KB)
+    if not (shared.chroma_dir / "chroma.sqlite3").is_file():
+        return
+    client = connect(shared)
+    try:
+        names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+    finally:
+        client.close()
+    if f"{settings.kb_name}_documents" in names:
+        raise ConfigError(
+            f"knowledge base {settings.kb_name!r} is in {shared.chroma_dir}, where an earlier "
+            f"version kept every knowledge base; this one keeps it in {settings.chroma_dir}",
+            hint=f"create {settings.chroma_dir} and ingest its files again there, or use "
+            "another name",
+        )
+
+
 class _Swap:
     """Calls on the open client, many at a time, and a reopen, alone: a reopen waits for the
     calls in flight and holds new ones back until the new client is open (closing a client
@@ -215,6 +240,7 @@ class Index:
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> Index:
+        refuse_earlier_layout(settings)
         reopen = None if settings.chroma_url else partial(connect, settings)
         return cls(
             connect(settings),

@@ -128,3 +128,27 @@ def test_processes_creating_the_identity_at_once_agree(settings, embedder) -> No
         proc.join(timeout=30)
     assert len(set(found)) == 1 and KB_ID.fullmatch(found[0]), found
     assert Index.open(settings, embedder).kb_id == found[0]
+
+
+def test_a_knowledge_base_an_earlier_version_kept_in_the_shared_chroma_is_not_hidden(
+    settings: Settings, embedder: object
+) -> None:
+    """Before named knowledge bases had directories of their own, `KB_KB_NAME=old` put its
+    collections in the data dir's own Chroma: opening `old` now says so instead of opening an
+    empty knowledge base in its place."""
+    from kb.errors import ConfigError
+    from kb.service import open_kb
+
+    model, dimension = embedder.name, embedder.dimension  # type: ignore[attr-defined]
+    client = connect(settings)
+    Index(client, "old", model, dimension).commit(_doc("a" * 64, "notes.txt"))
+    client.close()
+    old = settings.for_kb("old")
+    with pytest.raises(ConfigError, match=r"knowledge base 'old' is in .*chroma, where an earlier"):
+        open_kb(old, embedder=embedder)  # type: ignore[arg-type]
+    assert not old.chroma_dir.exists()
+    with open_kb(settings.for_kb("new"), embedder=embedder) as new:  # type: ignore[arg-type]
+        assert new.index.count() == 0
+    old.chroma_dir.mkdir(parents=True)  # what the error says to do to start it afresh
+    with open_kb(old, embedder=embedder) as fresh:  # type: ignore[arg-type]
+        assert fresh.index.count() == 0
