@@ -32,6 +32,19 @@ def tenants(tmp_path: Any, embedder: Any) -> Iterator[Running]:
         running.stop()
 
 
+@pytest.fixture(scope="module")
+def loaded(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Any
+) -> Iterator[tuple[Running, dict[str, dict[str, str]]]]:
+    """A server whose knowledge bases are `load`ed, for tests that change nothing."""
+    data_dir = tmp_path_factory.mktemp("tenants") / "kbdata"
+    running = serve(Settings(data_dir=data_dir, api_keys=KEYS), embedder)
+    try:
+        yield running, load(running)
+    finally:
+        running.stop()
+
+
 def load(running: Running) -> dict[str, dict[str, str]]:
     """The handbook in both knowledge bases, the ledger in finance's, the tickets in
     support's; returns {key: {file name: document id}}."""
@@ -51,8 +64,8 @@ def listed(client: httpx.Client) -> dict[str, dict[str, Any]]:
     return {d["id"]: d for d in body["documents"]}
 
 
-def test_each_key_lists_and_gets_only_its_own_documents(tenants: Running) -> None:
-    ids = load(tenants)
+def test_each_key_lists_and_gets_only_its_own_documents(loaded: Any) -> None:
+    tenants, ids = loaded
     shared = ids[FINANCE]["handbook.md"]
     assert shared == ids[SUPPORT]["handbook.md"]  # one content, one id: in each its own record
     with tenants.client(key=FINANCE) as finance, tenants.client(key=SUPPORT) as support:
@@ -67,9 +80,9 @@ def test_each_key_lists_and_gets_only_its_own_documents(tenants: Running) -> Non
 
 
 def test_a_guessed_id_of_another_knowledge_base_is_a_404_like_any_unknown_id(
-    tenants: Running,
+    loaded: Any,
 ) -> None:
-    ids = load(tenants)
+    tenants, ids = loaded
     ledger = ids[FINANCE]["ledger.md"]
     unknown = "0" * 64
     with tenants.client(key=SUPPORT) as support:
@@ -92,8 +105,8 @@ def test_a_guessed_id_of_another_knowledge_base_is_a_404_like_any_unknown_id(
         assert hits[0]["document"]["id"] == ledger
 
 
-def test_search_ask_and_stream_never_reach_another_knowledge_base(tenants: Running) -> None:
-    ids = load(tenants)
+def test_search_ask_and_stream_never_reach_another_knowledge_base(loaded: Any) -> None:
+    tenants, ids = loaded
     theirs = set(ids[FINANCE].values()) - set(ids[SUPPORT].values())
     question = "How much was the quarterly dividend paid in March?"
     with tenants.client(key=SUPPORT) as support:
@@ -136,7 +149,7 @@ def test_deleting_a_document_in_one_knowledge_base_leaves_the_others_copy(
     assert all(kb.files.exists(file_id) for file_id in doc["file_ids"])
 
 
-def test_a_knowledge_base_opens_on_its_keys_first_request_and_once(
+def test_a_knowledge_base_opens_on_its_keys_first_requests(
     tenants: Running,
 ) -> None:
     kbs = tenants.settings.data_dir / "kbs"
@@ -161,7 +174,8 @@ def test_a_knowledge_base_opens_on_its_keys_first_request_and_once(
     assert registry.opened("support") is None
 
 
-def test_a_wrong_key_reaches_no_knowledge_base(tenants: Running) -> None:
+def test_a_wrong_key_reaches_no_knowledge_base(loaded: Any) -> None:
+    tenants, _ = loaded
     with tenants.client(key="finance") as client:  # a name is not a key
         assert_error(client.get("/v1/documents"), 401, "unauthorized")
     with tenants.client(key=f"{FINANCE}=finance") as client:
