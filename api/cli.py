@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 import socket
 import sys
+from collections import Counter
 from typing import Any
 
 APP_FACTORY = "api.app:app_from_env"
@@ -90,6 +91,9 @@ def serve(args: argparse.Namespace) -> int:
     url = f"http://{shown}:{port}"
     print(f"kb: serving on {url} (docs: {url}/schema/swagger)", flush=True)
     print(f"  try: {curl_example(url, bool(settings.api_keys))}", flush=True)
+    if len(served := Counter(settings.key_names.values())) > 1:
+        each = ", ".join(f"{name} ({n} key{'s' * (n > 1)})" for name, n in sorted(served.items()))
+        print(f"  knowledge bases by key: {each}", flush=True)
     uvicorn.run(
         APP_FACTORY,
         factory=True,

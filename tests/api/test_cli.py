@@ -70,3 +70,17 @@ def test_kb_serve_rejects_a_busy_or_impossible_port_before_loading_anything(
     with pytest.raises(SystemExit) as exc:
         main(["serve", "--log-level", "loud"])
     assert exc.value.code == 2
+
+
+def test_kb_serve_names_the_knowledge_bases_its_keys_reach(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from kb.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KB_API_KEYS", "k1=finance,k2=support,k3=finance,k4")
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: None)
+    assert main(["serve", "--port", str(free_port())]) == 0
+    out = capsys.readouterr().out
+    assert "knowledge bases by key: default (1 key), finance (2 keys), support (1 key)" in out
+    assert "k1" not in out
