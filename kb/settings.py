@@ -201,7 +201,8 @@ class Settings:
         metadata=spec(
             "KB_DATA_DIR",
             _path,
-            "where the embedded Chroma database, original copies (`blobs/`) and local files live",
+            "where the embedded Chroma database, original copies (`blobs/`) and local files live "
+            "(the `default` knowledge base's; another's are in `kbs/<name>/`)",
         ),
     )
     chroma_path: Path | None = field(
