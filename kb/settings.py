@@ -173,10 +173,10 @@ def kb_name_problem(value: object) -> str | None:
 
 def key_entry(entry: str) -> tuple[str, str | None]:
     """(key, knowledge-base name) of one `KB_API_KEYS` entry: `key=name`, or a plain `key`
-    (name None). The name follows the last `=`; a key that ends in `=` (base64 padding) is a
-    plain key."""
+    (name None). The name follows the last `=` (spaces around it do not count); a key that
+    ends in `=` (base64 padding) is a plain key."""
     key, eq, name = entry.rpartition("=")
-    return (key, name) if eq and name else (entry, None)
+    return (key.strip(), name.strip()) if eq and name.strip() else (entry, None)
 
 
 def _api_keys(value: object) -> str | None:

@@ -243,7 +243,7 @@ def test_hardening_settings_parse_and_check() -> None:
 
 
 def test_api_keys_map_keys_to_knowledge_bases() -> None:
-    env = {"KB_API_KEYS": "k1=finance, k2=support,plain,padded==", "KB_NAME": "team"}
+    env = {"KB_API_KEYS": "k1=finance, k2 = support,plain,padded==", "KB_NAME": "team"}
     settings = Settings.from_env(env, env_file=None)
     assert settings.key_names == {
         "k1": "finance",
