@@ -83,7 +83,7 @@ def create_app(
             log.info("removed %d upload temp dir(s) a stopped server left", len(stale))
         app.state.kbs = kbs
         try:
-            app.state.kb = await anyio.to_thread.run_sync(_open)
+            app.state.kb = await anyio.to_thread.run_sync(_open)  # KB_NAME's, when served
             yield
         finally:
             await anyio.to_thread.run_sync(kbs.close)
