@@ -1,6 +1,7 @@
 """A knowledge base per API key, over real HTTP against the real app: two keys, two knowledge
-bases, the same file in both, and nothing crosses in any route, not even by guessing the other
-knowledge base's document id (a 404 like any unknown id, never a 403)."""
+bases, the same file in both, and nothing crosses in any route (list, get, original, replace,
+delete, search, ask, stream), not even by guessing the other knowledge base's document id (a
+404 like any unknown id, never a 403)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,7 @@ def test_a_guessed_id_of_another_knowledge_base_is_a_404_like_any_unknown_id(
     with tenants.client(key=SUPPORT) as support:
         for method, path in (
             ("GET", f"/v1/documents/{ledger}"),
+            ("GET", f"/v1/documents/{ledger}/original"),
             ("DELETE", f"/v1/documents/{ledger}"),
             ("PUT", f"/v1/documents/{ledger}"),
         ):
@@ -140,9 +142,12 @@ def test_deleting_a_document_in_one_knowledge_base_leaves_the_others_copy(
         assert_error(support.get(f"/v1/documents/{shared}"), 404, "not_found")
         hits = support.get("/v1/search", params={"q": "When does the office open?"}).json()
         assert shared not in {h["document"]["id"] for h in hits["results"]}
+        assert_error(support.get(f"/v1/documents/{shared}/original"), 404, "not_found")
     with tenants.client(key=FINANCE) as finance:
         doc = finance.get(f"/v1/documents/{shared}").json()
         answer = finance.post("/v1/ask", json={"question": "When does the office open?"}).json()
+        original = finance.get(f"/v1/documents/{shared}/original")
+    assert original.status_code == 200 and original.text == SHARED["handbook.md"]
     assert answer["citations"][0]["document_id"] == shared
     kb = tenants.app.state.kbs.get("finance")
     assert kb.blobs.has(shared)  # its copy, for re-uploads and new windows
