@@ -204,7 +204,7 @@ class Index:
                 f"knowledge base {self.kb_name!r} was built with {stored.get('kb_model')!r} "
                 f"(dimension {stored.get('kb_dim')}), not {self.model!r} "
                 f"(dimension {self.dimension})",
-                hint="set KB_EMBEDDING_MODEL back, or use another KB_KB_NAME",
+                hint="set KB_EMBEDDING_MODEL back, or use another KB_NAME",
             )
         self._docs = self.client.get_or_create_collection(
             f"{self.kb_name}_documents", metadata={"kb_model": self.model}, embedding_function=None

@@ -220,8 +220,9 @@ class Settings:
         metadata=spec(
             "KB_CHROMA_URL",
             _text,
-            "`http://host:port` of a Chroma server (`chroma run`); shares one knowledge base "
-            "between API replicas and ingest workers. Wins over `KB_CHROMA_PATH`",
+            "`http://host:port` of a Chroma server (`chroma run`); shares knowledge bases (two "
+            "collections each) between API replicas and ingest workers. Wins over "
+            "`KB_CHROMA_PATH`",
             check=_url,
         ),
     )
