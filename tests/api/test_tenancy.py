@@ -179,6 +179,22 @@ def test_a_knowledge_base_opens_on_its_keys_first_requests(
     assert registry.opened("support") is None
 
 
+def test_with_every_key_mapped_ready_reports_on_the_first_knowledge_base_by_name(
+    tmp_path: Any, embedder: Any
+) -> None:
+    settings = Settings(data_dir=tmp_path / "kbdata", api_keys=(f"{SUPPORT}=support", KEYS[0]))
+    running = serve(settings, embedder)
+    try:
+        assert not (settings.data_dir / "kbs").exists()  # nothing opened at startup
+        with running.client() as client:
+            ready = client.get("/ready")
+        assert ready.status_code == 200 and ready.json()["documents"] == 0
+        assert [p.name for p in (settings.data_dir / "kbs").iterdir()] == ["finance"]
+        assert not (settings.data_dir / "chroma").exists()  # no default knowledge base made
+    finally:
+        running.stop()
+
+
 def test_a_wrong_key_reaches_no_knowledge_base(loaded: Any) -> None:
     tenants, _ = loaded
     with tenants.client(key="finance") as client:  # a name is not a key
