@@ -144,9 +144,9 @@ def test_deleting_a_document_in_one_knowledge_base_leaves_the_others_copy(
         assert shared not in {h["document"]["id"] for h in hits["results"]}
         assert_error(support.get(f"/v1/documents/{shared}/original"), 404, "not_found")
     with tenants.client(key=FINANCE) as finance:
+        original = finance.get(f"/v1/documents/{shared}/original")
         doc = finance.get(f"/v1/documents/{shared}").json()
         answer = finance.post("/v1/ask", json={"question": "When does the office open?"}).json()
-        original = finance.get(f"/v1/documents/{shared}/original")
     assert original.status_code == 200 and original.text == SHARED["handbook.md"]
     assert answer["citations"][0]["document_id"] == shared
     kb = tenants.app.state.kbs.get("finance")
