@@ -24,7 +24,13 @@ from kb.types import FileResult
 if TYPE_CHECKING:
     from kb.service import KnowledgeBase
 
-CORE_COMMANDS = ("kb.commands.search", "kb.commands.docs", "kb.commands.ask", "kb.commands.files")
+CORE_COMMANDS = (
+    "kb.commands.search",
+    "kb.commands.docs",
+    "kb.commands.ask",
+    "kb.commands.batches",
+    "kb.commands.files",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,481 @@
+"""Bulk questions: every question asked as `kb ask` asks it, answered through Message Batches.
+
+Online, each question is retrieved for and planned exactly as a single ask (`ClaudeAnswerer.
+plan`: its page windows, `file_id` document blocks, citations, cache_control); the requests go
+to Anthropic in as few Message Batches as the limits allow (`KB_BATCH_MAX_REQUESTS`,
+`KB_BATCH_MAX_BYTES`), at half the price, and each result becomes an answer line as the
+results are fetched, citations mapped to the originals' pages. Offline there are no batches:
+each question is answered by the extractive answerer, in the same answer lines.
+
+Every step is written down before it is taken (`kb.batch_jobs`): the requests before they
+are sent, a batch (without its id) before it is created, its id as soon as it is known. A kb
+stopped anywhere and run again with the same questions takes the job up where it was: a
+question with an answer line is never asked again, a request in a batch is not sent again,
+and a batch whose creation was cut off before its id was saved is looked for among the
+workspace's batches (created since, with as many requests) before anything is sent again.
+One process works on a job at a time (a claim on the job, held for each step).
+
+Files stay valid: before a batch is sent, every file_id its requests name is looked up and a
+missing one's document uploaded again; a request whose result says a sent file is gone is
+asked once more, with the document uploaded again, in a follow-up batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from kb.anthropic.errors import to_kb_error
+from kb.batch_jobs import (
+    Job,
+    JobStore,
+    Question,
+    Request,
+    Submission,
+    job_id,
+    now,
+    pick_to_json,
+    plan_from_json,
+)
+from kb.errors import ConfigError, InvalidInput
+from kb.pricing import BATCH_DISCOUNT
+from kb.retrieval import QUESTION_CHUNKS
+from kb.types import Answer, Document
+
+if TYPE_CHECKING:
+    from kb.anthropic.answerer import ClaudeAnswerer
+    from kb.anthropic.request import Plan
+    from kb.service import KnowledgeBase
+
+ADOPT_WINDOW = timedelta(minutes=2)  # clock skew allowed when looking for a batch sent blind
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    job: str
+    questions: int
+    answered: int
+    batches: tuple[Submission, ...]
+    elapsed: float  # seconds since this run started
+
+    @property
+    def done(self) -> bool:
+        return self.answered >= self.questions
+
+
+def status_of(job: Job, answered: int) -> str:
+    """`ended` once every question has its answer line, else `in_progress`."""
+    return "ended" if answered >= len(job.questions) else "in_progress"
+
+
+def answer_line(question: Question, answer: Answer, batch_id: str | None) -> dict[str, Any]:
+    from kb.cli import to_jsonable
+
+    return {
+        "line": question.line,
+        "id": question.id,
+        "question": question.question,
+        "answer": answer.text,
+        "citations": to_jsonable(answer.citations),
+        "documents": to_jsonable(answer.documents),
+        "usage": to_jsonable(answer.usage),
+        "estimated_cost_usd": answer.estimated_cost_usd,
+        "model": answer.model,
+        "answered_by": answer.answered_by,
+        "notice": answer.notice,
+        "batch_id": batch_id,
+        "error": None,
+    }
+
+
+def error_line(question: Question, kind: str, message: str, batch_id: str | None) -> dict[str, Any]:
+    return {
+        "line": question.line,
+        "id": question.id,
+        "question": question.question,
+        "batch_id": batch_id,
+        "error": {"type": kind, "message": message},
+    }
+
+
+def at_batch_price(answer: Answer) -> Answer:
+    def half(cost: float | None) -> float | None:
+        return None if cost is None else round(cost * BATCH_DISCOUNT, 6)
+
+    usage = replace(answer.usage, cost_usd=half(answer.usage.cost_usd))
+    return replace(answer, usage=usage, estimated_cost_usd=half(answer.estimated_cost_usd))
+
+
+class BulkQuestions:
+    """The bulk-question jobs of one knowledge base (`KnowledgeBase.bulk()`)."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.settings = kb.settings
+        self.store = JobStore(kb.settings.data_dir / "batches" / kb.settings.kb_name)
+
+    @property
+    def online(self) -> bool:
+        return self.kb.anthropic is not None
+
+    # Jobs ------------------------------------------------------------------------------
+
+    def start(
+        self, questions: list[Question], progress: Callable[[Progress], None] | None = None
+    ) -> Job:
+        """The job for these questions, found or made, with one step taken (offline: every
+        question answered; online: the requests planned and sent)."""
+        if len(questions) > self.settings.batch_max_questions:
+            raise InvalidInput(
+                f"{len(questions)} questions is over the limit of "
+                f"{self.settings.batch_max_questions} (KB_BATCH_MAX_QUESTIONS)"
+            )
+        model = self.settings.claude_model if self.online else "extractive"
+        ident = job_id(questions, "claude" if self.online else "extractive", model)
+        with self.kb.index.claims.hold(f"batch-{ident}"):
+            if self.store.find(ident) is None:
+                answered_by = "claude" if self.online else "extractive"
+                self.store.save(Job(ident, answered_by, model, questions))
+        return self.step(ident, progress)
+
+    def run(
+        self,
+        questions: list[Question],
+        progress: Callable[[Progress], None] | None = None,
+        on_line: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Job:
+        """Answer every question, waiting for the batches; `on_line` gets each answer line
+        once, in the order written (those of an earlier run first)."""
+        started = time.monotonic()
+        emitted: set[int] = set()
+
+        def report(job: Job) -> None:
+            for line in self.store.answers(job.id):
+                if line["line"] not in emitted:
+                    emitted.add(line["line"])
+                    if on_line:
+                        on_line(line)
+            if progress:
+                progress(self.progress(job, started))
+
+        job = self.start(questions, progress)
+        report(job)
+        while len(emitted) < len(job.questions):
+            time.sleep(self.settings.batch_poll_seconds)
+            job = self.step(job.id)
+            report(job)
+        return job
+
+    def progress(self, job: Job, started: float) -> Progress:
+        return Progress(
+            job.id,
+            len(job.questions),
+            len(self.store.answered(job.id)),
+            tuple(job.batches),
+            time.monotonic() - started,
+        )
+
+    def step(self, ident: str, progress: Callable[[Progress], None] | None = None) -> Job:
+        """One step on a job: whatever can be done now without waiting."""
+        with self.kb.index.claims.hold(f"batch-{ident}"):
+            job = self.store.load(ident)
+            if job.answered_by == "extractive":
+                self._answer_locally(job, progress)
+                return job
+            if not self.online:
+                raise ConfigError(
+                    f"batch job {ident} is answered by Claude: set ANTHROPIC_API_KEY to go on"
+                )
+            self._adopt(job)
+            self._plan(job)
+            self._submit(job)
+            self._refresh(job)
+            self._orphans(job)
+            return job
+
+    def cancel(self, ident: str) -> Job:
+        """Cancel the job's batches still running at Anthropic; their unanswered requests
+        end `canceled` (answer lines with that error once fetched)."""
+        with self.kb.index.claims.hold(f"batch-{ident}"):
+            job = self.store.load(ident)
+            for sub in job.batches:
+                if sub.id and not sub.fetched and sub.status != "ended":
+                    try:
+                        batch = self._client().messages.batches.cancel(sub.id)
+                    except Exception as exc:
+                        raise to_kb_error(exc, "Canceling a batch") from exc
+                    sub.status = batch.processing_status
+            self.store.save(job)
+        return self.step(ident)
+
+    # Offline ---------------------------------------------------------------------------
+
+    def _answer_locally(self, job: Job, progress: Callable[[Progress], None] | None) -> None:
+        started = time.monotonic()
+        answered = self.store.answered(job.id)
+        for question in job.questions:
+            if question.line in answered:
+                continue
+            hits = self._search(question)
+            answer = self.kb.ask(question.question, hits)
+            self.store.append(job.id, answer_line(question, answer, None))
+            answered.add(question.line)
+            if progress:
+                progress(
+                    Progress(
+                        job.id, len(job.questions), len(answered), (), time.monotonic() - started
+                    )
+                )
+
+    def _search(self, question: Question) -> Any:
+        return self.kb.search(
+            question.question, filters=question.filters, chunks_per_doc=QUESTION_CHUNKS
+        )
+
+    # Online ----------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        if self.kb.anthropic is None:
+            raise ConfigError("ANTHROPIC_API_KEY is not set")
+        return self.kb.anthropic
+
+    def _answerer(self) -> ClaudeAnswerer:
+        from kb.anthropic.answerer import ClaudeAnswerer
+
+        answerer = self.kb.answerer
+        if not isinstance(answerer, ClaudeAnswerer):
+            raise ConfigError("batches need the Claude answerer (ANTHROPIC_API_KEY)")
+        return answerer
+
+    def _plan(self, job: Job) -> None:
+        """Plan every question that has no request yet, with every file it names present."""
+        answered = self.store.answered(job.id)
+        asked = {r.question for r in job.requests.values()}
+        todo = [q for q in job.questions if q.line not in answered and q.line not in asked]
+        if not todo:
+            return
+        answerer = self._answerer()
+        plans: list[tuple[Question, Plan]] = []
+        for question in todo:
+            plan = answerer.plan(question.question, self._search(question))
+            if plan is None:
+                line = answer_line(question, answerer.nothing_to_send(), None)
+                self.store.append(job.id, line)
+            else:
+                plans.append((question, plan))
+        plans = self._with_files_present(plans)
+        for question, plan in plans:
+            request = Request(question.line, 1, [pick_to_json(p) for p in plan.picks])
+            job.requests[request.custom_id] = request
+        self.store.save(job)
+
+    def _with_files_present(
+        self, plans: list[tuple[Question, Plan]]
+    ) -> list[tuple[Question, Plan]]:
+        """Each file_id the plans send looked up once; documents with a missing one are
+        uploaded again (once each) and the plans that send them given the new ids."""
+        exists = self.kb.files.exists
+        file_ids = {f for _, plan in plans for f in plan.file_ids()}
+        gone = {f for f in sorted(file_ids) if not exists(f)}
+        if not gone:
+            return plans
+        answerer = self._answerer()
+        renewed: dict[str, Document] = {}
+        out = []
+        for question, plan in plans:
+            docs = {p.document.id for p in plan.picks if _sends(p, gone)}
+            out.append((question, answerer.renew(plan, docs, renewed) if docs else plan))
+        return out
+
+    def _params(self, job: Job, request: Request) -> dict[str, Any]:
+        question = job.questions[request.question - 1]
+        return plan_from_json(question.question, request.picks).request(self.settings)
+
+    def _submit(self, job: Job) -> None:
+        """Send every request not yet in a batch, in batches within the count and size
+        limits, each batch recorded before it is created and its id as soon as known."""
+        answered = self.store.answered(job.id)
+        pending = [
+            r for r in job.requests.values() if r.batch is None and r.question not in answered
+        ]
+        in_flight = {c for b in job.batches if not b.fetched for c in b.custom_ids}
+        pending = [r for r in pending if r.custom_id not in in_flight]
+        for group in self._groups(job, pending):
+            sub = Submission([c for c, _ in group], now())
+            job.batches.append(sub)
+            self.store.save(job)
+            body = [{"custom_id": c, "params": p} for c, p in group]
+            try:
+                batch = self._client().messages.batches.create(requests=body)
+            except Exception as exc:
+                job.batches.remove(sub)  # refused: nothing was created
+                self.store.save(job)
+                raise to_kb_error(exc, "Sending a batch") from exc
+            sub.id, sub.status = batch.id, batch.processing_status
+            for custom_id in sub.custom_ids:
+                job.requests[custom_id].batch = batch.id
+            self.store.save(job)
+
+    def _groups(
+        self, job: Job, pending: list[Request]
+    ) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+        limit, max_bytes = self.settings.batch_max_requests, self.settings.batch_max_bytes
+        envelope = len('{"requests": []}')
+        group: list[tuple[str, dict[str, Any]]] = []
+        size = envelope
+        for request in pending:
+            params = self._params(job, request)
+            item = len(json.dumps({"custom_id": request.custom_id, "params": params})) + 2
+            if envelope + item > max_bytes:
+                raise InvalidInput(
+                    f"question {request.question}: its request alone ({item} bytes) is over "
+                    f"KB_BATCH_MAX_BYTES={max_bytes}"
+                )
+            if group and (len(group) >= limit or size + item > max_bytes):
+                yield group
+                group, size = [], envelope
+            group.append((request.custom_id, params))
+            size += item
+        if group:
+            yield group
+
+    def _adopt(self, job: Job) -> None:
+        """A batch recorded as being sent but without its id: kb stopped while creating it.
+        If the workspace has exactly one batch created since then with as many requests that
+        no other submission of this job owns, it is that one; else nothing was created and
+        its requests are sent again."""
+        blind = [b for b in job.batches if b.id is None]
+        if not blind:
+            return
+        known = {b.id for b in job.batches if b.id}
+        try:
+            recent = list(self._client().messages.batches.list(limit=100))
+        except Exception as exc:
+            raise to_kb_error(exc, "Listing batches") from exc
+        for sub in blind:
+            since = datetime.strptime(sub.requested_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+            matches = [
+                b
+                for b in recent
+                if b.id not in known
+                and b.created_at >= since - ADOPT_WINDOW
+                and sum(b.request_counts.to_dict().values()) == len(sub.custom_ids)
+            ]
+            if len(matches) == 1:
+                sub.id, sub.status = matches[0].id, matches[0].processing_status
+                known.add(sub.id)
+                for custom_id in sub.custom_ids:
+                    job.requests[custom_id].batch = sub.id
+            else:
+                job.batches.remove(sub)
+        self.store.save(job)
+
+    def _refresh(self, job: Job) -> None:
+        for sub in job.batches:
+            if sub.id is None or sub.fetched:
+                continue
+            try:
+                batch = self._client().messages.batches.retrieve(sub.id)
+            except Exception as exc:
+                raise to_kb_error(exc, "Reading a batch") from exc
+            sub.status = batch.processing_status
+            sub.counts = batch.request_counts.to_dict()
+            self.store.save(job)
+            if sub.status == "ended":
+                self._fetch(job, sub)
+        self._submit(job)  # retries the results asked for
+
+    def _fetch(self, job: Job, sub: Submission) -> None:
+        """Write an answer line for each result; a request whose sent file is gone is planned
+        again (its documents uploaded again) for a follow-up batch, once."""
+        assert sub.id is not None
+        answerer = self._answerer()
+        answered = self.store.answered(job.id)
+        retries: list[tuple[Question, Plan, set[str]]] = []
+        try:
+            results = list(self._client().messages.batches.results(sub.id))
+        except Exception as exc:
+            raise to_kb_error(exc, "Fetching batch results") from exc
+        seen: set[str] = set()
+        for item in results:
+            request = job.requests.get(item.custom_id)
+            if request is None or item.custom_id not in sub.custom_ids:
+                continue
+            seen.add(item.custom_id)
+            question = job.questions[request.question - 1]
+            if question.line in answered:
+                continue
+            plan = plan_from_json(question.question, request.picks)
+            result = item.result
+            if result.type == "succeeded":
+                answer = at_batch_price(answerer.build(plan, result.message, None))
+                line = answer_line(question, answer, sub.id)
+            elif result.type == "errored":
+                kind, code, message = _error_of(result.error)
+                gone = self._gone(plan, kind, code, message) if request.attempt == 1 else set()
+                if gone:
+                    retries.append((question, plan, gone))
+                    continue
+                line = error_line(question, kind, message, sub.id)
+            else:  # canceled, expired, or a result type a newer API adds
+                line = error_line(question, result.type, f"the request was {result.type}", sub.id)
+            self.store.append(job.id, line)
+            answered.add(question.line)
+        renewed: dict[str, Document] = {}
+        for question, plan, gone in retries:
+            docs = {p.document.id for p in plan.picks if _sends(p, gone)}
+            again = answerer.renew(plan, docs, renewed)
+            request = Request(question.line, 2, [pick_to_json(p) for p in again.picks])
+            job.requests.setdefault(request.custom_id, request)
+        for custom_id in set(sub.custom_ids) - seen:  # the API lost it: say so, never hang
+            question = job.questions[job.requests[custom_id].question - 1]
+            if question.line not in answered:
+                self.store.append(job.id, error_line(question, "missing", "no result", sub.id))
+        sub.fetched = True
+        self.store.save(job)
+
+    def _gone(self, plan: Plan, kind: str, code: str | None, message: str) -> set[str]:
+        from kb.anthropic.answerer import about_missing_file, named_files
+
+        if not about_missing_file(kind, code, message):
+            return set()
+        sent = plan.file_ids()
+        named = named_files(message) & sent
+        return named or {f for f in sent if not self.kb.files.exists(f)}
+
+    def _orphans(self, job: Job) -> None:
+        """Questions all of whose requests were handled without an answer line (a crash
+        between a retry's decision and its record): planned again next step."""
+        answered = self.store.answered(job.id)
+        live = {
+            r.question
+            for r in job.requests.values()
+            if r.batch is None or any(b.id == r.batch and not b.fetched for b in job.batches)
+        }
+        stale = [k for k, r in job.requests.items() if r.question not in answered | live]
+        if stale:
+            for key in stale:
+                del job.requests[key]
+            self.store.save(job)
+
+
+def _sends(pick: Any, file_ids: set[str]) -> bool:
+    from kb.anthropic.request import file_id_of
+
+    return file_id_of(pick) in file_ids
+
+
+def _error_of(envelope: Any) -> tuple[str, str | None, str]:
+    """(type, error_code, message) of an errored result's error envelope."""
+    error = getattr(envelope, "error", None)
+    kind = str(getattr(error, "type", None) or "api_error")
+    message = str(getattr(error, "message", None) or "")
+    details = getattr(error, "details", None)
+    code = getattr(details, "error_code", None)
+    if code is None and isinstance(details, dict):
+        code = details.get("error_code")
+    return kind, code if isinstance(code, str) else None, message
