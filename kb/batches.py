@@ -305,20 +305,46 @@ class BulkQuestions:
         in_flight = {c for b in job.batches if not b.fetched for c in b.custom_ids}
         pending = [r for r in pending if r.custom_id not in in_flight]
         for group in self._groups(job, pending):
-            sub = Submission([c for c, _ in group], now())
-            job.batches.append(sub)
-            self.store.save(job)
-            body = [{"custom_id": c, "params": p} for c, p in group]
-            try:
-                batch = self._client().messages.batches.create(requests=body)
-            except Exception as exc:
-                job.batches.remove(sub)  # refused: nothing was created
+            for attempt in (1, 2):
+                sub = Submission([c for c, _ in group], now())
+                job.batches.append(sub)
                 self.store.save(job)
+                if self._create(job, sub, group, last=attempt == 2):
+                    break
+
+    def _create(
+        self, job: Job, sub: Submission, group: list[tuple[str, dict[str, Any]]], *, last: bool
+    ) -> bool:
+        """Create the batch `sub` records; True once it exists. Sent without the SDK's
+        retries (a retried create can make a second batch): a refusal removes the record, and
+        an answer lost on the way (a dropped connection, a 5xx) leaves it to be looked for,
+        then sent again once if it is not found."""
+        import anthropic
+
+        body = [{"custom_id": c, "params": p} for c, p in group]
+        try:
+            batch = (
+                self._client().with_options(max_retries=0).messages.batches.create(requests=body)
+            )
+        except Exception as exc:
+            unknown = isinstance(exc, anthropic.APIConnectionError) or (
+                isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 500
+            )
+            if unknown:
+                self._adopt(job)
+                if sub.id is not None:
+                    return True
+            else:
+                job.batches.remove(sub)
+                self.store.save(job)
+            if last or not unknown:
                 raise to_kb_error(exc, "Sending a batch") from exc
-            sub.id, sub.status = batch.id, batch.processing_status
-            for custom_id in sub.custom_ids:
-                job.requests[custom_id].batch = batch.id
-            self.store.save(job)
+            return False
+        sub.id, sub.status = batch.id, batch.processing_status
+        for custom_id in sub.custom_ids:
+            job.requests[custom_id].batch = batch.id
+        self.store.save(job)
+        return True
 
     def _groups(
         self, job: Job, pending: list[Request]
