@@ -71,6 +71,9 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("/v1/documents/{doc_id}", "get"): (400, 401, 404),
     ("/v1/documents/{doc_id}", "delete"): (400, 401, 403, 404),
     ("/v1/documents/{doc_id}", "put"): (400, 401, 404, *BODY),
+    ("/v1/batches", "post"): (400, 401, *BODY),
+    ("/v1/batches/{job_id}", "get"): (400, 401, 404),
+    ("/v1/batches/{job_id}/results", "get"): (400, 401, 404),
 }
 EVENTS = (
     "Server-Sent Events: `delta` `{text}`, `citation` (a citation), then `done` (the answer "
@@ -136,6 +139,7 @@ def complete_schema(openapi: OpenAPI, settings: Settings) -> None:
     _upload(operations[("/v1/documents/{doc_id}", "put")], settings, one=True)
     _stream(operations[("/v1/ask/stream", "post")])
     _ready(operations[("/ready", "get")])
+    _results(operations[("/v1/batches/{job_id}/results", "get")])
     _ask_body(schemas, settings)
 
 
@@ -195,6 +199,23 @@ def _stream(operation: Operation) -> None:
         content={
             "text/event-stream": OpenAPIMediaType(
                 schema=Schema(type=OpenAPIType.STRING, description=EVENTS)
+            )
+        },
+    )
+
+
+def _results(operation: Operation) -> None:
+    assert operation.responses is not None
+    lines = (
+        "JSON lines, one per answered question: `line`, `id`, `question`, then `answer`, "
+        "`citations`, `documents`, `usage` (at the batch price), `model`, or `error` "
+        "{type, message}."
+    )
+    operation.responses["200"] = OpenAPIResponse(
+        description=lines,
+        content={
+            "application/x-ndjson": OpenAPIMediaType(
+                schema=Schema(type=OpenAPIType.STRING, description=lines)
             )
         },
     )

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from kb.errors import InvalidInput, NotFound
 from kb.types import DOC_KINDS, Document, Part, RemoteFile, SearchFilters
 
 FILTER_FIELDS = ("source_prefix", "kind")
+JOB_ID = re.compile(r"job_[0-9a-f]{20}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +200,7 @@ class JobStore:
         self.root = root
 
     def dir(self, job_id: str) -> Path:
-        if not job_id.startswith("job_") or not job_id[4:].isalnum():
+        if not JOB_ID.fullmatch(job_id):
             raise NotFound(f"no batch job {job_id}")
         return self.root / job_id
 

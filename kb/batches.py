@@ -72,6 +72,21 @@ def status_of(job: Job, answered: int) -> str:
     return "ended" if answered >= len(job.questions) else "in_progress"
 
 
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job as `kb batches show` and `GET /v1/batches/{id}` report it."""
+
+    id: str
+    status: str  # in_progress | ended
+    answered_by: str
+    model: str
+    created_at: str
+    questions: int
+    answered: int
+    errors: int
+    batches: tuple[Submission, ...]
+
+
 def answer_line(question: Question, answer: Answer, batch_id: str | None) -> dict[str, Any]:
     from kb.cli import to_jsonable
 
@@ -170,6 +185,20 @@ class BulkQuestions:
             report(job)
         return job
 
+    def status(self, job: Job) -> JobStatus:
+        lines = list(self.store.answers(job.id))
+        return JobStatus(
+            job.id,
+            status_of(job, len(lines)),
+            job.answered_by,
+            job.model,
+            job.created_at,
+            len(job.questions),
+            len(lines),
+            sum(line["error"] is not None for line in lines),
+            tuple(job.batches),
+        )
+
     def progress(self, job: Job, started: float) -> Progress:
         return Progress(
             job.id,
@@ -181,6 +210,7 @@ class BulkQuestions:
 
     def step(self, ident: str, progress: Callable[[Progress], None] | None = None) -> Job:
         """One step on a job: whatever can be done now without waiting."""
+        self.store.dir(ident)  # a job id, or NotFound, before it names a lock file
         with self.kb.index.claims.hold(f"batch-{ident}"):
             job = self.store.load(ident)
             if job.answered_by == "extractive":
@@ -200,6 +230,7 @@ class BulkQuestions:
     def cancel(self, ident: str) -> Job:
         """Cancel the job's batches still running at Anthropic; their unanswered requests
         end `canceled` (answer lines with that error once fetched)."""
+        self.store.dir(ident)
         with self.kb.index.claims.hold(f"batch-{ident}"):
             job = self.store.load(ident)
             for sub in job.batches:

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from kb import cli as kb_cli
 from kb.batch_jobs import Job, parse_questions
-from kb.batches import Progress, status_of
+from kb.batches import Progress
 from kb.errors import InvalidInput
 
 
@@ -112,26 +112,9 @@ class _Progress:
 
 def _summary(kb: Any, job: Job) -> dict[str, Any]:
     bulk = kb.bulk()
-    answered = len(bulk.store.answered(job.id))
-    return {
-        "id": job.id,
-        "status": status_of(job, answered),
-        "answered_by": job.answered_by,
-        "model": job.model,
-        "created_at": job.created_at,
-        "questions": len(job.questions),
-        "answered": answered,
-        "answers": str(bulk.store.answers_path(job.id)),
-        "batches": [
-            {
-                "id": b.id,
-                "status": b.status,
-                "request_counts": b.counts,
-                "requests": len(b.custom_ids),
-            }
-            for b in job.batches
-        ],
-    }
+    summary: dict[str, Any] = kb_cli.to_jsonable(bulk.status(job))
+    summary["answers"] = str(bulk.store.answers_path(job.id))
+    return summary
 
 
 def run_list(args: argparse.Namespace) -> int:
