@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from kb.anthropic.request import Plan
     from kb.service import KnowledgeBase
 
+PLAN_THREADS = 4  # questions retrieved for at once
 ADOPT_WINDOW = timedelta(minutes=2)  # clock skew allowed when looking for a batch sent blind
 
 
@@ -290,9 +292,14 @@ class BulkQuestions:
         if not todo:
             return
         answerer = self._answerer()
+
+        def plan_of(question: Question) -> Plan | None:
+            return answerer.plan(question.question, self._search(question))
+
         plans: list[tuple[Question, Plan]] = []
-        for question in todo:
-            plan = answerer.plan(question.question, self._search(question))
+        with ThreadPoolExecutor(PLAN_THREADS) as pool:  # retrieval waits on Chroma and torch
+            planned = list(pool.map(plan_of, todo))
+        for question, plan in zip(todo, planned, strict=True):
             if plan is None:
                 line = answer_line(question, answerer.nothing_to_send(), None)
                 self.store.append(job.id, line)
