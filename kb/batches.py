@@ -42,7 +42,7 @@ from kb.batch_jobs import (
     pick_to_json,
     plan_from_json,
 )
-from kb.errors import ConfigError, InvalidInput
+from kb.errors import ConfigError, InvalidInput, NotFound
 from kb.pricing import BATCH_DISCOUNT
 from kb.retrieval import QUESTION_CHUNKS
 from kb.types import Answer, Document
@@ -489,10 +489,14 @@ class BulkQuestions:
                 line = error_line(question, result.type, f"the request was {result.type}", sub.id)
             self.store.append(job.id, line)
             answered.add(question.line)
-        renewed: dict[str, Document] = {}
+        renewed: dict[str, Document | None] = {}
         for question, plan, gone in retries:
-            docs = {p.document.id for p in plan.picks if _sends(p, gone)}
-            again = answerer.renew(plan, docs, renewed)
+            again = self._renewed(plan, gone, renewed)
+            if again is None:
+                line = error_line(question, "not_found", "a document it sent was removed", sub.id)
+                self.store.append(job.id, line)
+                answered.add(question.line)
+                continue
             request = Request(question.line, 2, [pick_to_json(p) for p in again.picks])
             job.requests.setdefault(request.custom_id, request)
         for custom_id in set(sub.custom_ids) - seen:  # the API lost it: say so, never hang
@@ -501,6 +505,38 @@ class BulkQuestions:
                 self.store.append(job.id, error_line(question, "missing", "no result", sub.id))
         sub.fetched = True
         self.store.save(job)
+
+    def _renewed(
+        self, plan: Plan, gone: set[str], renewed: dict[str, Document | None]
+    ) -> Plan | None:
+        """A stored plan with the documents whose sent files are `gone` as their records are
+        now, uploaded again unless another writer did so meanwhile (each document once across
+        plans, in `renewed`); None when one of them was removed from the knowledge base. The
+        stored plan holds only the parts it sent, so the record is read afresh: the upload
+        must keep every part of the document."""
+        from kb.anthropic.request import Pick, Plan
+
+        for pick in plan.picks:
+            doc_id = pick.document.id
+            if not _sends(pick, gone) or doc_id in renewed:
+                continue
+            current = self.kb.index.get(doc_id)
+            try:
+                if current is not None and {f.file_id for f in current.files} & gone:
+                    current = self.kb.uploads.reupload(current)
+            except NotFound:
+                current = None
+            renewed[doc_id] = current
+        picks: list[Pick] = []
+        for pick in plan.picks:
+            if pick.document.id not in renewed:
+                picks.append(pick)
+                continue
+            doc = renewed[pick.document.id]
+            if doc is None:
+                return None
+            picks.append(replace(pick, document=doc))
+        return Plan.of(plan.question, picks)
 
     def _gone(self, plan: Plan, kind: str, code: str | None, message: str) -> set[str]:
         from kb.anthropic.answerer import about_missing_file, named_files

@@ -188,16 +188,22 @@ def test_a_file_gone_while_the_batch_ran_is_asked_again_once(
 ) -> None:
     standin.state.batch_hold = True
     bulk = online_kb.bulk()
-    job = bulk.start(_questions(online_kb.settings, "When should tomatoes be watered?"))
-    sent = job.requests["q1-a1"].picks[0]["file_id"]
-    del standin.state.files[sent]  # expired or deleted while the batch waited
+    job = bulk.start(_questions(online_kb.settings, "When is the beacon lit by the keeper?"))
+    (pick,) = [p for p in job.requests["q1-a1"].picks if p["part"][1] == 5]  # pages 5-6
+    del standin.state.files[pick["file_id"]]  # expired or deleted while the batch waited
     standin.state.batch_hold = False
     job = bulk.step(job.id)  # the result names the missing file: a follow-up batch
-    assert len(job.batches) == 2 and job.requests["q1-a2"].picks[0]["file_id"] != sent
+    assert len(job.batches) == 2
+    again = {p["file_id"] for p in job.requests["q1-a2"].picks}
+    assert pick["file_id"] not in again and again <= set(standin.state.files)
     bulk.step(job.id)
     (line,) = bulk.store.answers(job.id)
-    assert line["error"] is None and "noon" in line["answer"]
+    assert line["error"] is None and "dusk" in line["answer"]
     assert line["batch_id"] == job.batches[1].id
+    # the document was uploaded again whole: every window, each file present
+    record = online_kb.document(pick["doc"][0])
+    assert [(p.page_start, p.page_end) for p in record.parts] == [(1, 2), (3, 4), (5, 6)]
+    assert len(record.files) == 3 and {f.file_id for f in record.files} <= set(standin.state.files)
     # the second time the file goes, the error is the answer: no third batch
     standin.state.batch_hold = True
     job2 = bulk.start(_questions(online_kb.settings, "Is noon a good time to water tomatoes?"))
