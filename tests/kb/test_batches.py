@@ -120,6 +120,22 @@ def test_kb_ask_batch_answers_every_question_once_at_half_price(
     assert main(["batches", "list"]) == 0
     listing = capsys.readouterr().out
     assert "ended" in listing and " 3 " in listing
+    job = listing.splitlines()[1].split()[0]
+    assert main(["batches", "show", job]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "ended" and shown["answered"] == 3 and shown["errors"] == 0
+    assert shown["batches"][0]["counts"] == {
+        "processing": 0,
+        "succeeded": 2,
+        "errored": 0,
+        "canceled": 0,
+        "expired": 0,
+    }
+    assert Path(shown["answers"]).is_file()
+    assert main(["batches", "cancel", job]) == 0  # nothing left running: nothing to cancel
+    assert json.loads(capsys.readouterr().out)["status"] == "ended"
+    assert main(["batches", "show", "job_0000"]) == 1
+    assert "no batch job job_0000" in capsys.readouterr().err
 
 
 def test_mixed_results_canceled_and_errored_each_have_their_line(
