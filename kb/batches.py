@@ -166,26 +166,42 @@ class BulkQuestions:
         on_line: Callable[[dict[str, Any]], None] | None = None,
     ) -> Job:
         """Answer every question, waiting for the batches; `on_line` gets each answer line
-        once, in the order written (those of an earlier run first)."""
+        once, as it is written (those of an earlier run first)."""
         started = time.monotonic()
         emitted: set[int] = set()
+        read = 0  # bytes of the answers file passed on
 
-        def report(job: Job) -> None:
-            for line in self.store.answers(job.id):
-                if line["line"] not in emitted:
-                    emitted.add(line["line"])
-                    if on_line:
-                        on_line(line)
+        def emit(ident: str) -> None:
+            nonlocal read
+            path = self.store.answers_path(ident)
+            if not path.exists():
+                return
+            with open(path, "rb") as f:
+                f.seek(read)
+                for raw in f:
+                    if not raw.endswith(b"\n"):  # being written, or cut by a crash
+                        break
+                    read += len(raw)
+                    line = json.loads(raw)
+                    if line["line"] not in emitted:
+                        emitted.add(line["line"])
+                        if on_line:
+                            on_line(line)
+
+        def tick(p: Progress) -> None:  # offline: after each question
+            emit(p.job)
+            if progress:
+                progress(p)
+
+        job = self.start(questions, tick)
+        while True:
+            emit(job.id)
             if progress:
                 progress(self.progress(job, started))
-
-        job = self.start(questions, progress)
-        report(job)
-        while len(emitted) < len(job.questions):
+            if len(emitted) >= len(job.questions):
+                return job
             time.sleep(self.settings.batch_poll_seconds)
             job = self.step(job.id)
-            report(job)
-        return job
 
     def status(self, job: Job) -> JobStatus:
         lines = list(self.store.answers(job.id))
