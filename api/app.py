@@ -42,6 +42,7 @@ from api.auth import make_guard
 from api.body import body_deadline
 from api.checks import check_request
 from api.controllers.ask import AskController
+from api.controllers.batches import BatchController
 from api.controllers.documents import DocumentController
 from api.controllers.health import HealthController
 from api.controllers.search import SearchController
@@ -90,7 +91,7 @@ def create_app(
 
     v1 = Router(
         path="/v1",
-        route_handlers=[AskController, SearchController, DocumentController],
+        route_handlers=[AskController, SearchController, DocumentController, BatchController],
         guards=[make_guard(settings)],
         security=[{"bearer": []}] if settings.api_keys else None,
     )

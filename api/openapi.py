@@ -72,6 +72,9 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("/v1/documents/{doc_id}", "delete"): (400, 401, 403, 404),
     ("/v1/documents/{doc_id}", "put"): (400, 401, 404, *BODY),
     ("/v1/documents/{doc_id}/original", "get"): (400, 401, 404),
+    ("/v1/batches", "post"): (400, 401, *BODY),
+    ("/v1/batches/{job_id}", "get"): (400, 401, 404),
+    ("/v1/batches/{job_id}/results", "get"): (400, 401, 404),
 }
 ORIGINAL_TYPES = (
     "application/pdf",
@@ -146,6 +149,7 @@ def complete_schema(openapi: OpenAPI, settings: Settings) -> None:
     _stream(operations[("/v1/ask/stream", "post")])
     _original(operations[("/v1/documents/{doc_id}/original", "get")])
     _ready(operations[("/ready", "get")])
+    _results(operations[("/v1/batches/{job_id}/results", "get")])
     _ask_body(schemas, settings)
 
 
@@ -216,6 +220,23 @@ def _original(operation: Operation) -> None:
     operation.responses["200"] = OpenAPIResponse(
         description="The original file, inline, with the document's media type",
         content={media: OpenAPIMediaType(schema=binary) for media in ORIGINAL_TYPES},
+    )
+
+
+def _results(operation: Operation) -> None:
+    assert operation.responses is not None
+    lines = (
+        "JSON lines, one per answered question: `line`, `id`, `question`, then `answer`, "
+        "`citations`, `documents`, `usage` (at the batch price), `model`, or `error` "
+        "{type, message}."
+    )
+    operation.responses["200"] = OpenAPIResponse(
+        description=lines,
+        content={
+            "application/x-ndjson": OpenAPIMediaType(
+                schema=Schema(type=OpenAPIType.STRING, description=lines)
+            )
+        },
     )
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import msgspec
 
+from kb.batches import JobStatus
 from kb.types import (
     Answer,
     Chunk,
@@ -35,6 +36,16 @@ class AskRequest(msgspec.Struct, forbid_unknown_fields=True):
     question: Annotated[str, msgspec.Meta(min_length=1)]
     max_documents: Annotated[int, msgspec.Meta(ge=1)] | None = None
     filters: AskFilters | None = None
+
+
+class BatchQuestion(msgspec.Struct, forbid_unknown_fields=True):
+    question: Annotated[str, msgspec.Meta(min_length=1)]
+    id: str | int | None = None
+    filters: AskFilters | None = None
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    questions: Annotated[list[BatchQuestion], msgspec.Meta(min_length=1)]
 
 
 # Responses
@@ -282,4 +293,39 @@ def from_file_result(r: FileResult) -> FileResultOut:
         doc_id=r.doc_id,
         pages=r.pages,
         chunks=r.chunks,
+    )
+
+
+class BatchOut(msgspec.Struct):
+    """A Message Batch of a job: its id at Anthropic (null while it is being created)."""
+
+    id: str | None
+    status: str
+    requests: int
+    request_counts: dict[str, int]
+
+
+class BatchJobOut(msgspec.Struct):
+    id: str
+    status: str  # in_progress | ended
+    answered_by: str
+    model: str
+    created_at: str
+    questions: int
+    answered: int
+    errors: int
+    batches: list[BatchOut]
+
+
+def from_job_status(j: JobStatus) -> BatchJobOut:
+    return BatchJobOut(
+        id=j.id,
+        status=j.status,
+        answered_by=j.answered_by,
+        model=j.model,
+        created_at=j.created_at,
+        questions=j.questions,
+        answered=j.answered,
+        errors=j.errors,
+        batches=[BatchOut(b.id, b.status, len(b.custom_ids), dict(b.counts)) for b in j.batches],
     )

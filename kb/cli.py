@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from kb.service import KnowledgeBase
     from kb.settings import Settings
 
-CORE_COMMANDS = ("kb.commands.search", "kb.commands.docs", "kb.commands.ask", "kb.commands.files")
+CORE_COMMANDS = (
+    "kb.commands.search",
+    "kb.commands.docs",
+    "kb.commands.ask",
+    "kb.commands.batches",
+    "kb.commands.files",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from kb.errors import ConfigError
 from kb.types import Usage
 
 Prices = tuple[float, float, float, float]
+BATCH_DISCOUNT = 0.5  # Message Batches bill every token at half the price (contract §7)
 
 DEFAULT_PRICES: dict[str, Prices] = {
     "claude-opus": (5.0, 25.0, 6.25, 0.50),

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import anthropic
 
     from kb.answering import Answerer
+    from kb.batches import BulkQuestions
     from kb.blobs import BlobStore
     from kb.embedding import Embedder
     from kb.files import FileStore
@@ -99,6 +100,13 @@ class KnowledgeBase:
     def stream(self, question: str, hits: Sequence[DocumentHit]) -> Iterator[AnswerEvent]:
         """TextDelta and CitationDelta events as they arrive, then one AnswerDone."""
         return self.answerer.stream(question, hits)
+
+    def bulk(self) -> BulkQuestions:
+        """Bulk-question jobs: many questions answered through Message Batches (offline, by
+        the extractive answerer), resumable."""
+        from kb.batches import BulkQuestions
+
+        return BulkQuestions(self)
 
     # Documents and their stored files --------------------------------------------------------
 

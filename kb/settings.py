@@ -432,6 +432,42 @@ class Settings:
             shown="built in",
         ),
     )
+    # Bulk questions (`kb ask --batch`, `/v1/batches`)
+    batch_max_requests: int = field(
+        default=100_000,
+        metadata=spec(
+            "KB_BATCH_MAX_REQUESTS",
+            _int,
+            "requests per Message Batch; more questions go in several batches (the API's limit "
+            "is 100,000)",
+            min=1,
+            max=100_000,
+        ),
+    )
+    batch_max_bytes: int = field(
+        default=256_000_000,
+        metadata=spec(
+            "KB_BATCH_MAX_BYTES",
+            _int,
+            "bytes of one Message Batch request body; more go in several batches (the API's "
+            "limit is 256 MB)",
+            min=1024,
+            max=256 * 1024 * 1024,
+        ),
+    )
+    batch_max_questions: int = field(
+        default=100_000,
+        metadata=spec("KB_BATCH_MAX_QUESTIONS", _int, "questions one bulk job may hold", min=1),
+    )
+    batch_poll_seconds: float = field(
+        default=10.0,
+        metadata=spec(
+            "KB_BATCH_POLL_SECONDS",
+            _float,
+            "seconds between looks at running batches while `kb ask --batch` waits",
+            above=0,
+        ),
+    )
     # API
     host: str = field(
         default="127.0.0.1",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 DocKind = Literal["pdf", "text", "image"]
+DOC_KINDS: tuple[DocKind, ...] = get_args(DocKind)
 AnsweredBy = Literal["claude", "extractive"]
 SearchMode = Literal["dense", "bm25", "hybrid"]  # embeddings, words, or both fused
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)

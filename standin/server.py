@@ -5,7 +5,8 @@ headers are accepted (`x-api-key` or `Authorization: Bearer`); `anthropic-versio
 The Files API speaks both dialects: GA (`page`/`next_page`/`ids[]`, `expires_at`) and, when
 the request carries `anthropic-beta: files-api-2025-04-14`, the legacy one
 (`after_id`/`before_id`, `has_more/first_id/last_id`). Every request is logged to `state.log`;
-faults in `state.faults` fail matching requests (see `store.Fault`).
+faults in `state.faults` fail matching requests (see `store.Fault`). Message Batches are in
+`standin.batches`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs
 
-from standin import files_api, messages
+from standin import batches, files_api, messages
 from standin.loopback import serve_in_thread
 from standin.messages import ApiError
 from standin.store import LoggedRequest, State, new_id
@@ -219,6 +220,8 @@ class StandIn:
                             "file_not_downloadable",
                         )
                     return 200, {"content-type": stored.mime_type}, stored.data
+        if segments[:3] == ["v1", "messages", "batches"]:
+            return self._batches(method, segments[3:], headers, body, entry, query)
         if segments[:2] == ["v1", "messages"] and method == "POST":
             if len(body) > self.state.max_body_bytes:
                 raise ApiError(413, "request_too_large", "Request exceeds the maximum size")
@@ -236,6 +239,39 @@ class StandIn:
                 return 200, {"content-type": "text/event-stream"}, json.dumps(msg).encode()
             return _json(200, msg)
         raise ApiError(404, "not_found_error", f"Not found: {method} {path}")
+
+    def _batches(
+        self,
+        method: str,
+        rest: list[str],
+        headers: dict[str, str],
+        body: bytes,
+        entry: LoggedRequest,
+        query: dict[str, list[str]],
+    ) -> Response:
+        state, host = self.state, headers.get("host", "127.0.0.1")
+        fractional = state.quirks.fractional_seconds
+        if not rest and method == "POST":
+            if len(body) > state.max_batch_bytes:
+                raise ApiError(413, "request_too_large", "Request exceeds the maximum size")
+            if not isinstance(entry.json, dict):
+                raise ApiError(400, "invalid_request_error", "The request body is not valid JSON.")
+            return _json(200, batches.create(state, entry.json).view(host, fractional))
+        if not rest and method == "GET":
+            return _json(200, batches.listing(state, query, host, fractional))
+        if rest:
+            batch = batches.get(state, rest[0])
+            if len(rest) == 1 and method == "GET":
+                batches.advance(state, batch)
+                return _json(200, batch.view(host, fractional))
+            if len(rest) == 1 and method == "DELETE":
+                return _json(200, batches.delete(state, batch))
+            if rest[1:] == ["cancel"] and method == "POST":
+                batches.cancel(state, batch)
+                return _json(200, batch.view(host, fractional))
+            if rest[1:] == ["results"] and method == "GET":
+                return 200, {"content-type": "application/binary"}, batches.results(state, batch)
+        raise ApiError(404, "not_found_error", f"Not found: {method} /v1/messages/batches")
 
 
 def serve(app: StandIn) -> tuple[Any, threading.Thread, str]:

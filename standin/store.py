@@ -149,6 +149,13 @@ class State:
     storage_quota: int = 10 * 1024**4
     max_pdf_pages: int = 100
     max_body_bytes: int = 32 * 1024 * 1024
+    max_batch_bytes: int = 256 * 1024 * 1024  # a Message Batches create body (contract §8)
+    max_batch_requests: int = 100_000
+    batch_pace: int = 1_000_000  # requests a batch processes each time it is looked at
+    batch_hold: bool = False  # True: batches stay in_progress, nothing processed
+    batch_ttl: float = 24 * 3600.0  # seconds until an unfinished batch ends `expired`
+    batches: dict[str, Any] = field(default_factory=dict)  # id -> standin.batches.Batch
+    batch_seq: int = 0
     models: set[str] | None = None  # the models /v1/messages knows; None: any name
     files: dict[str, StoredFile] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
@@ -195,4 +202,6 @@ class State:
             self.faults.clear()
             self.log.clear()
             self.cache.clear()
+            self.batches.clear()
+            self.batch_hold = False
             self.quirks = Quirks()

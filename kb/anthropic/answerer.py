@@ -76,6 +76,21 @@ def _error_text(exc: Any) -> str:
     return f"{getattr(exc, 'body', '')} {exc}"
 
 
+def about_missing_file(kind: str, code: str | None, message: str) -> bool:
+    """An error, as a batch result reports it (type, error_code, message), that may be about a
+    sent file being gone: a 404, or a message saying a file is not found or expired."""
+    return (
+        kind == "not_found_error"
+        or code in ("file_expired", "file_not_found")
+        or ("file" in message.lower() and bool(_MISSING.search(message)))
+    )
+
+
+def named_files(text: str) -> set[str]:
+    """The file ids an error message names."""
+    return set(_FILE_ID.findall(text))
+
+
 def _maybe_missing_file(exc: Exception) -> bool:
     """A 404, or a 400 that says a file is not found/expired: worth checking the sent ids."""
     import anthropic
@@ -137,12 +152,10 @@ class ClaudeAnswerer:
     def _run(
         self, question: str, hits: Sequence[DocumentHit], *, streaming: bool
     ) -> Iterator[AnswerEvent]:
-        hits = [windowed for hit in hits if (windowed := self._windowed(hit)) is not None]
-        picks = [self._uploaded(p) for p in select(question, hits, self._settings)]
-        if not picks:
-            yield AnswerDone(self._nothing_to_send())
+        plan = self.plan(question, hits)
+        if plan is None:
+            yield AnswerDone(self.nothing_to_send())
             return
-        plan = Plan.of(question, picks)
         recovery = _Recovery()
         while True:
             try:
@@ -150,7 +163,7 @@ class ClaudeAnswerer:
                     yield from self._stream_once(plan)
                 else:
                     message = self._client.messages.create(**plan.request(self._settings))
-                    yield AnswerDone(self._build(plan, message, message._request_id))
+                    yield AnswerDone(self.build(plan, message, message._request_id))
                 return
             except KBError:
                 raise
@@ -158,6 +171,12 @@ class ClaudeAnswerer:
                 if not _maybe_missing_file(exc):
                     raise to_kb_error(exc, "Asking Claude") from exc
                 plan = self._recover(plan, exc, recovery)
+
+    def plan(self, question: str, hits: Sequence[DocumentHit]) -> Plan | None:
+        """What the question sends: its page windows, each uploaded; None when nothing is."""
+        hits = [windowed for hit in hits if (windowed := self._windowed(hit)) is not None]
+        picks = [self._uploaded(p) for p in select(question, hits, self._settings)]
+        return Plan.of(question, picks) if picks else None
 
     def _stream_once(self, plan: Plan) -> Iterator[AnswerEvent]:
         with self._client.messages.stream(**plan.request(self._settings)) as stream:
@@ -174,7 +193,7 @@ class ClaudeAnswerer:
                     "Asking Claude failed: the answer stream ended before it was complete "
                     f"(request {stream.request_id}); the partial answer was discarded"
                 )
-            yield AnswerDone(self._build(plan, final, stream.request_id))
+            yield AnswerDone(self.build(plan, final, stream.request_id))
 
     def _windowed(self, hit: DocumentHit) -> DocumentHit | None:
         """The hit with its document in the current page windows (a PDF stored in longer
@@ -217,16 +236,24 @@ class ClaudeAnswerer:
                     hint=str(to_kb_error(exc)),
                 ) from exc
             raise to_kb_error(exc, "Asking Claude") from exc
-        renewed: dict[str, Document] = {}
+        recovery.renewed |= docs
+        return self.renew(plan, docs)
+
+    def renew(
+        self, plan: Plan, doc_ids: set[str], renewed: dict[str, Document] | None = None
+    ) -> Plan:
+        """`plan` with the documents `doc_ids` uploaded again and their new ids. `renewed`
+        (document id -> record) remembers the uploads across plans: each document once."""
+        renewed = {} if renewed is None else renewed
         for pick in plan.picks:
             doc = pick.document
-            if doc.id in docs and doc.id not in renewed:
+            if doc.id in doc_ids and doc.id not in renewed:
                 renewed[doc.id] = self._reupload(doc)
-        recovery.renewed |= docs
         picks = [replace(p, document=renewed.get(p.document.id, p.document)) for p in plan.picks]
         return Plan.of(plan.question, picks)
 
-    def _build(self, plan: Plan, message: Any, request_id: str | None) -> Answer:
+    def build(self, plan: Plan, message: Any, request_id: str | None) -> Answer:
+        """The answer a Claude message gives to `plan`, citations in the originals' pages."""
         text: list[str] = []
         citations: list[Citation] = []
         for block in getattr(message, "content", None) or ():
@@ -274,7 +301,7 @@ class ClaudeAnswerer:
             ),
         )
 
-    def _nothing_to_send(self) -> Answer:
+    def nothing_to_send(self) -> Answer:
         return Answer(
             text="No documents in the knowledge base match this question.",
             citations=(),

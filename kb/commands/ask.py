@@ -1,4 +1,5 @@
-"""`kb ask QUESTION [--json] [--stream] [-k N]`: an answer with citations to original pages."""
+"""`kb ask QUESTION [--json] [--stream] [-k N]`: an answer with citations to original pages.
+`kb ask --batch QUESTIONS.jsonl [--out ANSWERS.jsonl]`: many (`kb.commands.batches`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from kb import cli as kb_cli
 from kb.cli import print_json
+from kb.errors import InvalidInput
 from kb.types import Answer, AnswerDone, CitationDelta, TextDelta
 
 
@@ -18,13 +20,22 @@ def register(sub: Any) -> None:
         description="Answer a question from the knowledge base, citing pages. Without "
         "ANTHROPIC_API_KEY no model is called: the best passages are shown instead.",
     )
-    parser.add_argument("question")
+    parser.add_argument("question", nargs="?")
     parser.add_argument(
         "-k", type=int, default=None, help="documents to retrieve (default: KB_SEARCH_K, 5)"
     )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.add_argument("--stream", action="store_true", help="print text as it arrives")
     kb_cli.add_kb_option(parser)
+    parser.add_argument(
+        "--batch",
+        metavar="QUESTIONS",
+        help="answer every question of a file (JSON lines {id, question, filters} or plain "
+        "text lines) through Message Batches at half price; resumable: run it again to go on",
+    )
+    parser.add_argument(
+        "--out", metavar="ANSWERS", help="with --batch: write the answer lines here (not stdout)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -32,6 +43,16 @@ def run(args: argparse.Namespace) -> int:
     from kb.retrieval import QUESTION_CHUNKS
     from kb.service import check_question
 
+    if args.batch is not None:
+        if args.question is not None or args.stream or args.json or args.k is not None:
+            raise InvalidInput("--batch takes no question, --json, --stream or -k")
+        from kb.commands.batches import run_batch
+
+        return run_batch(args.batch, args.out, args.kb)
+    if args.question is None:
+        raise InvalidInput("a question is required (or --batch QUESTIONS)")
+    if args.out is not None:
+        raise InvalidInput("--out goes with --batch")
     question = check_question(args.question, kb_cli.settings_from_env(args.kb))
     with kb_cli.open_kb_from_env(args.kb) as kb:
         hits = kb.search(question, k=args.k, chunks_per_doc=QUESTION_CHUNKS)
