@@ -67,7 +67,7 @@ def test_kb_ask_batch_answers_every_question_once_at_half_price(
 ) -> None:
     _ingest(batch_settings, embedder, tmp_path / "docs")
     monkeypatch.setattr(
-        "kb.cli.open_kb_from_env", lambda: open_kb(batch_settings, embedder=embedder)
+        "kb.cli.open_kb_from_env", lambda kb_name=None: open_kb(batch_settings, embedder=embedder)
     )
     questions = tmp_path / "questions.jsonl"
     questions.write_text(

@@ -94,7 +94,9 @@ def test_kill_9_while_the_batch_runs_then_the_same_command_takes_it_up(
     standin.state.batch_hold = False
 
     settings = online_settings.replace(batch_poll_seconds=0.01)
-    monkeypatch.setattr("kb.cli.open_kb_from_env", lambda: open_kb(settings, embedder=embedder))
+    monkeypatch.setattr(
+        "kb.cli.open_kb_from_env", lambda kb_name=None: open_kb(settings, embedder=embedder)
+    )
     monkeypatch.chdir(tmp_path)
     assert main([*command[3:], "--out", str(out)]) == 0
     assert len(standin.requests("POST", BATCHES)) == 1  # the same batch, taken up
