@@ -6,6 +6,7 @@ process and runs a fixed number of concurrent HTTP clients for a fixed time. Pri
 requests/s, p50/p95/p99 latency and the ratio of HTTP p50 to in-process p50 (target <= 1.3).
 
     .venv/bin/python bench/api_load.py --docs 200 --clients 4 --seconds 20
+    KB_EMBED_BACKEND=torch .venv/bin/python bench/api_load.py --data-dir DIR   # another backend
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="kb-bench-"))
     data_dir = args.data_dir or work / "kbdata"
-    settings = Settings(data_dir=data_dir)
+    settings = Settings.from_env().replace(data_dir=data_dir)  # KB_EMBED_BACKEND, ...
     kb = open_kb(settings)
     if kb.index.count() == 0:
         corpus = work / "corpus"

@@ -68,8 +68,12 @@ def eval_settings(
     """Settings of the dataset's own embedded knowledge base, offline, reused across runs."""
     import hashlib
 
+    from kb.embedding import VECTORS
+
     key = f"{dataset.corpus_hash()}:{settings.embedding_model}:{chunk_tokens}:"
     key += str(settings.chunk_overlap) + (":truncated" if truncate else "")
+    if (vectors := VECTORS.get(settings.embed_backend, "fp32")) != "fp32":
+        key += f":{vectors}"  # its own index: other vectors (fp32 ones keep their old key)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return settings.replace(
         data_dir=settings.data_dir / "eval" / f"{dataset.name}-{digest}",

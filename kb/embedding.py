@@ -1,4 +1,9 @@
-"""Embedding behind a narrow `Embedder` protocol. The default is the packaged MiniLM, offline."""
+"""Embedding behind a narrow `Embedder` protocol. The default is the packaged MiniLM, offline.
+
+Two runtimes run the same model: sentence-transformers on torch (`torch`) and ONNX Runtime
+(`onnx`, the same vectors; `onnx-int8`, weights quantised to 8 bits, other vectors), see
+`kb.onnx_embedding`. A knowledge base remembers which vectors it holds (`VECTORS`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import copy
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from kb.errors import ConfigError
@@ -16,8 +21,15 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+# The vectors each backend makes: backends with the same entry make the same vectors (fp32
+# ONNX equals torch within 1e-4 cosine, tests/kb/test_onnx_embedding.py), so either may search
+# or extend a knowledge base the other built.
+VECTORS = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
+
+
 class Embedder(Protocol):
     name: str
+    backend: str  # a key of VECTORS
     dimension: int
     max_tokens: int  # tokens the model reads, special tokens included
 
@@ -42,6 +54,31 @@ def resolve_model_path(name: str) -> str:
 _LOCK_STEP = 16  # texts encoded per hold of the model lock
 
 
+def embed_in_steps(
+    texts: Sequence[str],
+    encode: Callable[[list[str]], np.ndarray],
+    lock: threading.Lock,
+    dimension: int,
+    step: int = _LOCK_STEP,
+) -> np.ndarray:
+    """`encode` a few texts per hold of the model `lock`, longest first (less padding), so
+    that a query never waits out a bulk ingest: it takes the lock between two steps."""
+    items = list(texts)
+    if len(items) <= step:
+        with lock:
+            return encode(items)
+    import numpy as np
+
+    order = sorted(range(len(items)), key=lambda i: -len(items[i]))
+    out = np.empty((len(items), dimension), dtype=np.float32)
+    for start in range(0, len(order), step):
+        batch = order[start : start + step]
+        with lock:
+            out[batch] = encode([items[i] for i in batch])
+        time.sleep(0)  # let a waiting caller take the lock between batches
+    return out
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded once, safe to share between threads."""
 
@@ -61,6 +98,7 @@ class SentenceTransformerEmbedder:
         except Exception as exc:
             raise ConfigError(f"cannot load embedding model {name!r}: {exc}") from exc
         self.name = name
+        self.backend = "torch"
         dimension, max_tokens = model.get_embedding_dimension(), model.max_seq_length
         if not dimension or not max_tokens:
             raise ConfigError(f"embedding model {name!r} reports no dimension or length")
@@ -75,22 +113,8 @@ class SentenceTransformerEmbedder:
         self._offsets_lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """The lock is held for a few texts at a time, so a query never waits out a bulk ingest."""
-        items = list(texts)
-        if len(items) <= min(self._batch_size, _LOCK_STEP):
-            with self._lock:
-                return self._encode(items)
-        import numpy as np
-
-        order = sorted(range(len(items)), key=lambda i: -len(items[i]))  # less padding
-        out = np.empty((len(items), self.dimension), dtype=np.float32)
         step = min(self._batch_size, _LOCK_STEP)
-        for start in range(0, len(order), step):
-            batch = order[start : start + step]
-            with self._lock:
-                out[batch] = self._encode([items[i] for i in batch])
-            time.sleep(0)  # let a waiting caller take the lock between batches
-        return out
+        return embed_in_steps(texts, self._encode, self._lock, self.dimension, step)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(

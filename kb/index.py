@@ -174,11 +174,13 @@ class Index:
         dimension: int,
         reopen: Callable[[], Any] | None = None,
         claims: Claims | None = None,
+        backend: str = "torch",
     ) -> None:
         self.client = client
         self.kb_name = kb_name
         self.model = model
         self.dimension = dimension
+        self.backend = backend
         self.batch_size = int(client.get_max_batch_size())
         self.claims = claims or Claims(None)  # the lock files of this machine's writers
         self._reopen = reopen  # embedded Chroma: how to open a fresh client on the same path
@@ -195,6 +197,7 @@ class Index:
                 "hnsw:search_ef": 200,
                 "kb_model": self.model,
                 "kb_dim": self.dimension,
+                "kb_backend": self.backend,
             },
             embedding_function=None,
         )
@@ -206,10 +209,24 @@ class Index:
                 f"(dimension {self.dimension})",
                 hint="set KB_EMBEDDING_MODEL back, or use another KB_NAME",
             )
+        self._check_backend(str(stored.get("kb_backend") or "torch"))  # torch came first
         self._docs = self.client.get_or_create_collection(
             f"{self.kb_name}_documents", metadata={"kb_model": self.model}, embedding_function=None
         )
         self.kb_id = self._identity()
+
+    def _check_backend(self, stored: str) -> None:
+        """Vectors of another backend are accepted only when proven equal (`VECTORS`)."""
+        from kb.embedding import VECTORS
+
+        if VECTORS.get(stored) == VECTORS.get(self.backend):
+            return
+        raise ModelMismatch(
+            f"knowledge base {self.kb_name!r} holds vectors made by the {stored!r} embedding "
+            f"backend, which differ from those of {self.backend!r}: they cannot be searched "
+            "or mixed together",
+            hint=f"set KB_EMBED_BACKEND={stored}, or use another KB_KB_NAME",
+        )
 
     def _identity(self) -> str:
         """This knowledge base's identity, created the first time it is opened. Chroma keeps
@@ -249,6 +266,7 @@ class Index:
             embedder.dimension,
             reopen,
             Claims(settings.lock_dir),
+            embedder.backend,
         )
 
     def refresh(self) -> None:

@@ -174,9 +174,20 @@ def check_question(text: str, settings: Settings, field: str = "question") -> st
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    from kb.embedding import SentenceTransformerEmbedder
+    """The embedding model on the configured backend (`KB_EMBED_BACKEND`)."""
+    if settings.embed_backend == "torch":
+        from kb.embedding import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+        return SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+    from kb.onnx_embedding import OnnxEmbedder
+
+    return OnnxEmbedder(
+        settings.embedding_model,
+        backend=settings.embed_backend,
+        cache_dir=settings.model_cache_dir,
+        batch_size=settings.embed_batch_size,
+        threads=settings.embed_threads,
+    )
 
 
 def open_kb(

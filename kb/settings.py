@@ -152,6 +152,13 @@ def _origins(value: object) -> str | None:
     return None
 
 
+EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def _embed_backend(value: object) -> str | None:
+    return None if value in EMBED_BACKENDS else "is not a backend: use torch, onnx or onnx-int8"
+
+
 def _search_mode(value: object) -> str | None:
     return None if value in SEARCH_MODES else "is not a search mode: use dense, bm25 or hybrid"
 
@@ -253,6 +260,38 @@ class Settings:
     embed_batch_size: int = field(
         default=64,
         metadata=spec("KB_EMBED_BATCH_SIZE", _int, "texts per model forward pass", min=1),
+    )
+    embed_backend: str = field(
+        default="onnx",
+        metadata=spec(
+            "KB_EMBED_BACKEND",
+            _text,
+            "what runs the model: `onnx` (ONNX Runtime, the same vectors as `torch`, faster, "
+            "and a query never imports torch), `torch` (sentence-transformers), or `onnx-int8` "
+            "(8-bit weights: faster still, other vectors). The ONNX graph is built from the "
+            "model once and cached (`KB_MODEL_CACHE`). Stored with the collection: "
+            "`onnx-int8` and the other two cannot share a knowledge base",
+            check=_embed_backend,
+        ),
+    )
+    model_cache: Path | None = field(
+        default=None,
+        metadata=spec(
+            "KB_MODEL_CACHE",
+            _path,
+            "where ONNX graphs built from the embedding model are kept (several data dirs may "
+            "share one)",
+            shown="`$KB_DATA_DIR/models`",
+        ),
+    )
+    embed_threads: int = field(
+        default=0,
+        metadata=spec(
+            "KB_EMBED_THREADS",
+            _int,
+            "threads ONNX Runtime runs the model on; 0: one per core this process may use",
+            min=0,
+        ),
     )
     chunk_tokens: int = field(
         default=200,
@@ -619,6 +658,11 @@ class Settings:
         if self.kb_name == DEFAULT_KB and self.chroma_path is not None:
             return self.chroma_path
         return self.kb_dir / "chroma"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """ONNX graphs built from the embedding model (`kb.onnx_export`)."""
+        return self.model_cache or self.data_dir / "models"
 
     @property
     def blob_dir(self) -> Path:

@@ -16,6 +16,20 @@ pytest_plugins = ["tests.standin_fixtures"]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One folder of ONNX graphs for the whole session, kb child processes included: each
+    graph is built once, not once per data dir."""
+    path = tmp_path_factory.mktemp("models")
+    before = os.environ.get("KB_MODEL_CACHE")
+    os.environ["KB_MODEL_CACHE"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("KB_MODEL_CACHE", None)
+    else:
+        os.environ["KB_MODEL_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     from kb.embedding import SentenceTransformerEmbedder
