@@ -372,7 +372,10 @@ def test_head_answers_like_get_without_a_body(client: httpx.Client, path: str) -
     head = client.head(path)
     assert head.status_code == got.status_code == 200
     assert head.content == b""
-    assert head.headers["content-length"] == got.headers["content-length"]
+    if "retrieve_ms" in got.json():  # a timing, whose digits vary between the two requests
+        assert abs(int(head.headers["content-length"]) - len(got.content)) <= 4
+    else:
+        assert head.headers["content-length"] == got.headers["content-length"]
     assert head.headers["content-type"] == got.headers["content-type"]
     assert head.headers["x-request-id"]
 
