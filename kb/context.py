@@ -64,8 +64,11 @@ def page_headings(pages: Sequence[Page]) -> dict[int, str]:
     return headings
 
 
+SEPARATOR = " — "  # between a chunk's document context and its page's heading
+
+
 def join_context(*parts: str) -> str:
-    return " — ".join(p for p in parts if p)
+    return SEPARATOR.join(p for p in parts if p)
 
 
 def _lines(text: str) -> list[str]:

@@ -387,6 +387,22 @@ class Index:
         found = [_chunk(t, m) for t, m in zip(got["documents"], got["metadatas"], strict=True)]
         return sorted(found, key=lambda c: (c.part, c.n))
 
+    def chunk_vectors(self, doc_id: str) -> tuple[list[Chunk], np.ndarray]:
+        """A document's chunks, in order, and their embeddings (one row each)."""
+        import numpy as np
+
+        with self._swap.use():
+            got = self._chunks.get(
+                where={"doc_id": doc_id}, include=["documents", "metadatas", "embeddings"]
+            )
+        rows = sorted(
+            zip(got["documents"], got["metadatas"], got["embeddings"], strict=True),
+            key=lambda row: (int(row[1]["part"]), int(row[1]["n"])),
+        )
+        chunks = [_chunk(text, meta) for text, meta, _ in rows]
+        vectors = np.array([vector for _, _, vector in rows], dtype=np.float32)
+        return chunks, vectors.reshape(len(rows), self.dimension)
+
     def iter_chunks(self, batch_size: int = 1000) -> Iterator[Chunk]:
         """Every chunk of a committed document."""
         committed = {d.id for d in self.documents()}

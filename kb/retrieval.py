@@ -20,12 +20,15 @@ swaps immutable snapshots, and the rest is local.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kb.context import SEPARATOR, document_context
 from kb.errors import InvalidInput
-from kb.lexical import LexicalIndex
-from kb.types import SEARCH_MODES, Chunk, ChunkHit, DocumentHit, SearchMode
+from kb.lexical import LexicalIndex, tokenize
+from kb.types import SEARCH_MODES, Chunk, ChunkHit, Document, DocumentHit, SearchMode
 
 if TYPE_CHECKING:
     from kb.embedding import Embedder
@@ -36,7 +39,8 @@ MAX_K = 1000
 MIN_CANDIDATES = 200
 CANDIDATES_PER_DOCUMENT = 5
 DENSE_WEIGHT = 0.5
-PAGE_CANDIDATES = 50  # chunks of one document read by the second pass, per mode
+PAGE_KEEP = 100  # a document's best chunks the second pass spreads over 0..1
+HEADING_WEIGHT = 0.3  # what a page heading that names the question's words adds to a chunk
 DOC_SHARE = 0.5  # how much of a chunk's score is its document's
 CHUNKS_PER_DOC = 3  # chunks per document a search shows
 QUESTION_CHUNKS = 16  # chunks per document a question reads: each may bring its page window
@@ -110,33 +114,46 @@ class Retriever:
     ) -> DocumentHit:
         """The second pass: the document's own best chunks. A long filing's right page is often
         not among the chunks the whole index returns (its neighbours in other filings crowd
-        it out), so its chunks are searched again alone, both modes fused within the document.
-        A chunk's score is its document's score scaled by its place inside the document
-        (`DOC_SHARE` of it for the document's weakest candidate, all of it for the best), so
-        chunks compare across documents. In a PDF the pages are ranked (`_best_per_page`)."""
+        it out), so every chunk of the document is scored again: both modes fused within the
+        document, plus `HEADING_WEIGHT` of how well its page's heading matches the question
+        (`_heading_scores`). The best `PAGE_KEEP` are then spread over 0..1, and a chunk's
+        score is its document's scaled by its place among them (`DOC_SHARE` of it for the
+        last, all of it for the best), so chunks compare across documents. In a PDF the pages
+        are ranked (`_best_per_page`)."""
         doc_id = hit.document.id
-        dense = (
-            self.index.query(vector, PAGE_CANDIDATES, doc_id=doc_id) if vector is not None else []
-        )
+        if vector is not None:
+            chunks, vectors = self.index.chunk_vectors(doc_id)
+            dense = dict(zip([c.id for c in chunks], (vectors @ vector).tolist(), strict=True))
+        else:
+            chunks, dense = self.index.chunks(doc_id), {}
+        if not chunks:
+            return hit
         lexical = (
-            self.lexical.search(query, PAGE_CANDIDATES, doc_id=doc_id) if mode != "dense" else []
+            _chunk_scores(self.lexical.search(query, len(chunks), doc_id=doc_id))
+            if mode != "dense"
+            else {}
         )
         if mode == "hybrid":
-            within = _fuse(_chunk_scores(dense), _chunk_scores(lexical), PAGE_DENSE_WEIGHT)
+            every = dict.fromkeys(dense, 0.0) | lexical  # a chunk without the words scores 0
+            within = _fuse(dense, every, PAGE_DENSE_WEIGHT)
         else:
-            within = _normalise(_chunk_scores(dense or lexical))
+            within = _normalise(dense or lexical)
         if not within:
             return hit
-        chunks = {h.chunk.id: h.chunk for h in [*dense, *lexical]}
+        by_id = {c.id: c for c in chunks}
+        headings = _heading_scores(query, chunks, hit.document)
+        within = {c: score + HEADING_WEIGHT * headings[c] for c, score in within.items()}
+        kept = sorted(within.items(), key=lambda t: (-t[1], t[0]))[:PAGE_KEEP]
+        within = _normalise(dict(kept))
         if hit.document.kind == "pdf":
-            ranked = _best_per_page(within, chunks)[:chunks_per_doc]
+            ranked = _best_per_page(within, by_id)[:chunks_per_doc]
         else:
             ranked = sorted(within.items(), key=lambda t: (-t[1], t[0]))[:chunks_per_doc]
         return DocumentHit(
             hit.document,
             hit.score,
             tuple(
-                ChunkHit(chunks[c], hit.score * (DOC_SHARE + (1 - DOC_SHARE) * score))
+                ChunkHit(by_id[c], hit.score * (DOC_SHARE + (1 - DOC_SHARE) * score))
                 for c, score in ranked
             ),
         )
@@ -184,6 +201,29 @@ def _best_per_page(within: _Scores, chunks: dict[str, Chunk]) -> list[tuple[str,
         pages.append((found[0][1], found[0][0] + PAGE_POOL * second))
     top = max((score for _, score in pages), default=0.0) or 1.0
     return sorted(((c, score / top) for c, score in pages), key=lambda t: (-t[1], t[0]))
+
+
+def _heading_scores(query: str, chunks: Sequence[Chunk], doc: Document) -> _Scores:
+    """How well each chunk's page heading (its context after the document's own: see
+    `kb.context`) names what the question asks for, 0..1 within the document: the question's
+    words in the heading, each weighted by its IDF over the document's distinct headings, so
+    that a heading few pages carry ("Consolidated Balance Sheets" for "...in the balance
+    sheet") counts most. A field of its own, as a title is in BM25F: in the chunk's text the
+    heading's words are a few among many. (Where the document's context has changed since
+    ingest, the whole context is the heading; its title's words, in every one, then weigh
+    almost nothing.)"""
+    own = document_context(doc.title, doc.source)
+    heading = {c.id: c.context.removeprefix(own).removeprefix(SEPARATOR) for c in chunks}
+    contexts = sorted(set(heading.values()))
+    words = set(tokenize([query])[0])
+    tokens = tokenize(contexts)
+    found = {ctx: words.intersection(t) for ctx, t in zip(contexts, tokens, strict=True)}
+    n = len(contexts)
+    df = Counter(word for hits in found.values() for word in hits)
+    idf = {word: math.log(1 + (n - k + 0.5) / (k + 0.5)) for word, k in df.items()}
+    raw = {ctx: sum(idf[word] for word in hits) for ctx, hits in found.items()}
+    top = max(raw.values(), default=0.0) or 1.0
+    return {c.id: raw[heading[c.id]] / top for c in chunks}
 
 
 def _validate(query: str, k: int, mode: str, chunks_per_doc: int) -> None:

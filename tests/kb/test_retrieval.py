@@ -170,3 +170,45 @@ def test_a_text_document_keeps_several_chunks_of_its_one_page(kb: Any) -> None:
         if h.document.kind == "text" and h.document.title == "long"
     ]
     assert len(hit.chunks) == 3 and {c.chunk.page_start for c in hit.chunks} == {1}
+
+
+@pytest.mark.parametrize("weight", [None, 0.0])
+def test_a_page_whose_heading_names_the_question_outranks_prose_about_it(
+    settings: Any, embedder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weight: Any
+) -> None:
+    """The statement a question names is a table under its heading; prose elsewhere uses the
+    same words more often. The heading, scored as a field of its own, brings the table's page
+    first; without it (weight 0) the prose wins, which is what this test guards against."""
+    import kb.retrieval
+    from kb.service import open_kb
+    from standin.pdfs import make_pdf
+
+    if weight is not None:
+        monkeypatch.setattr(kb.retrieval, "HEADING_WEIGHT", weight)
+    prose = (
+        "during the year the company reviewed its operations, its stores and its staff, "
+        "and the board met four times to discuss the plans for the coming seasons"
+    )
+    pages = [f"page {n}: {prose}." for n in range(1, 13)]
+    pages[2] = (
+        "the cash flow statement and the cash flows of the company are discussed by the board; "
+        "cash flow from operations and the statement of cash flows are reviewed every quarter."
+    )
+    pages[7] = (
+        "Consolidated Statement of Cash Flows\n(In millions)\n"
+        "Net income 1,204 1,118\nDepreciation 310 295\nNet cash from operating activities "
+        "1,688 1,540\nPurchases of equipment (402) (377)\nDividends paid (250) (240)"
+    )
+    make_pdf(tmp_path / "docs" / "report.pdf", pages, title="Annual report")
+    knowledge_base = open_kb(settings.replace(pdf_window_pages=1), embedder=embedder)
+    try:
+        ingest_paths(knowledge_base, [tmp_path / "docs"])
+        (hit,) = knowledge_base.search(
+            "What does the cash flow statement show?",
+            k=1,
+            chunks_per_doc=3,
+        )
+    finally:
+        knowledge_base.close()
+    first = hit.chunks[0].chunk.page_start
+    assert first == (8 if weight is None else 3)
