@@ -8,6 +8,7 @@ evidence pages asks `GET /v1/search` and `POST /v1/ask`. Prints:
   among the first 5 distinct pages of the returned chunks, best chunk first);
 - ask: the share of questions whose evidence page was sent to Claude, questions that sent no
   document, pages and estimated input tokens per question (median, p90);
+- the time of a `GET /v1/search` (median, p90);
 - ingest: files by status, pages/s (only when something was ingested in this run).
 
 The knowledge base and the stand-in's files are kept in `--data-dir`, so a second run skips
@@ -142,7 +143,9 @@ def main() -> int:
 def _ask(http: Any, q: dict[str, Any], names: dict[str, str], k: int) -> dict[str, Any]:
     evidence = q["evidence"]
     filings = {name for name, _ in evidence}
+    started = time.perf_counter()
     found = http.get("/v1/search", params={"q": q["question"][:2000], "k": k})
+    search_ms = (time.perf_counter() - started) * 1000
     found.raise_for_status()
     hits = found.json()["results"]
     answer = http.post("/v1/ask", json={"question": q["question"][:2000]})
@@ -163,6 +166,7 @@ def _ask(http: Any, q: dict[str, Any], names: dict[str, str], k: int) -> dict[st
         "pages_sent": body["pages_sent"],
         "tokens": body["estimated_input_tokens"],
         "input_tokens": body["usage"]["input_tokens"],
+        "search_ms": search_ms,
     }
 
 
@@ -186,6 +190,11 @@ def _summary(rows: list[dict[str, Any]]) -> None:
         f"{percentile(pages, 90):g}; estimated input tokens: median "
         f"{statistics.median(tokens):,.0f}, p90 {percentile(tokens, 90):,.0f} (usage the server "
         f"reported: median {statistics.median(r['input_tokens'] for r in rows):,.0f})"
+    )
+    searches = [r["search_ms"] for r in rows]
+    print(
+        f"  GET /v1/search: median {statistics.median(searches):.0f} ms, "
+        f"p90 {percentile(searches, 90):.0f} ms"
     )
 
 

@@ -21,7 +21,8 @@ swaps immutable snapshots, and the rest is local.
 from __future__ import annotations
 
 import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ CANDIDATES_PER_DOCUMENT = 5
 DENSE_WEIGHT = 0.5
 PAGE_KEEP = 100  # a document's best chunks the second pass spreads over 0..1
 HEADING_WEIGHT = 0.3  # what a page heading that names the question's words adds to a chunk
+VECTOR_CACHE_DOCUMENTS = 16  # documents whose chunks and vectors the second pass keeps at hand
 DOC_SHARE = 0.5  # how much of a chunk's score is its document's
 CHUNKS_PER_DOC = 3  # chunks per document a search shows
 QUESTION_CHUNKS = 16  # chunks per document a question reads: each may bring its page window
@@ -61,6 +63,8 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self.lexical = LexicalIndex(index, settings)
+        self._vectors: OrderedDict[tuple[str, str], tuple[list[Chunk], Any]] = OrderedDict()
+        self._vectors_lock = threading.Lock()
 
     def search(
         self,
@@ -122,7 +126,7 @@ class Retriever:
         are ranked (`_best_per_page`)."""
         doc_id = hit.document.id
         if vector is not None:
-            chunks, vectors = self.index.chunk_vectors(doc_id)
+            chunks, vectors = self._chunk_vectors(doc_id)
             dense = dict(zip([c.id for c in chunks], (vectors @ vector).tolist(), strict=True))
         else:
             chunks, dense = self.index.chunks(doc_id), {}
@@ -157,6 +161,24 @@ class Retriever:
                 for c, score in ranked
             ),
         )
+
+    def _chunk_vectors(self, doc_id: str) -> tuple[list[Chunk], Any]:
+        """`Index.chunk_vectors`, kept for the last `VECTOR_CACHE_DOCUMENTS` documents asked
+        for: reading a long filing's vectors costs more than the rest of a search, and the
+        questions of a knowledge base return to the same documents. Keyed by the index's
+        generation, so nothing is kept past a change."""
+        key = (self.index.generation(), doc_id)
+        with self._vectors_lock:
+            found = self._vectors.get(key)
+            if found is not None:
+                self._vectors.move_to_end(key)
+                return found
+        found = self.index.chunk_vectors(doc_id)
+        with self._vectors_lock:
+            self._vectors[key] = found
+            while len(self._vectors) > VECTOR_CACHE_DOCUMENTS:
+                self._vectors.popitem(last=False)
+        return found
 
     def _documents(
         self,
