@@ -419,21 +419,17 @@ class Index:
                     yield _chunk(text, meta)
             offset += len(got["ids"])
 
-    def query(self, embedding: np.ndarray, k: int, *, doc_id: str | None = None) -> list[ChunkHit]:
-        """The `k` nearest chunks of committed documents (of one, with `doc_id`), cosine
-        similarity as score."""
+    def query(self, embedding: np.ndarray, k: int) -> list[ChunkHit]:
+        """The `k` nearest chunks of committed documents, cosine similarity as score."""
         self.refresh()
-        request: dict[str, Any] = {
-            "query_embeddings": [embedding],
-            "n_results": k,
-            "include": ["documents", "metadatas", "distances"],
-        }
-        if doc_id is not None:
-            request["where"] = {"doc_id": doc_id}
         with self._swap.use():
             if self._chunks.count() == 0:
                 return []
-            got = self._chunks.query(**request)
+            got = self._chunks.query(
+                query_embeddings=[embedding],
+                n_results=k,
+                include=["documents", "metadatas", "distances"],
+            )
         rows = zip(got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True)
         hits = [ChunkHit(_chunk(text, meta), 1.0 - float(dist)) for text, meta, dist in rows]
         committed = self.get_many({h.chunk.doc_id for h in hits})

@@ -236,14 +236,14 @@ def _heading_scores(query: str, chunks: Sequence[Chunk], doc: Document) -> _Scor
     almost nothing.)"""
     own = document_context(doc.title, doc.source)
     heading = {c.id: c.context.removeprefix(own).removeprefix(SEPARATOR) for c in chunks}
-    contexts = sorted(set(heading.values()))
+    distinct = sorted(set(heading.values()))
     words = set(tokenize([query])[0])
-    tokens = tokenize(contexts)
-    found = {ctx: words.intersection(t) for ctx, t in zip(contexts, tokens, strict=True)}
-    n = len(contexts)
+    tokens = tokenize(distinct)
+    found = {h: words.intersection(t) for h, t in zip(distinct, tokens, strict=True)}
+    n = len(distinct)
     df = Counter(word for hits in found.values() for word in hits)
     idf = {word: math.log(1 + (n - k + 0.5) / (k + 0.5)) for word, k in df.items()}
-    raw = {ctx: sum(idf[word] for word in hits) for ctx, hits in found.items()}
+    raw = {h: sum(idf[word] for word in hits) for h, hits in found.items()}
     top = max(raw.values(), default=0.0) or 1.0
     return {c.id: raw[heading[c.id]] / top for c in chunks}
 
