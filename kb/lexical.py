@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -47,11 +48,20 @@ def _with_parts(word: re.Match[str]) -> str:
 _local = threading.local()
 
 
+def _bm25s() -> Any:
+    """The bm25s module, its logger (which it sets to DEBUG) kept to warnings: "Building index
+    from tokens" is no news to a user of `kb serve`."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Lower-case words, English stop words dropped, Snowball-stemmed; one list per text.
     A word of letters and digits also gives its parts, so "FY2015" matches "2015" (the year in
     a file name such as ACME_2015_10K) while "p53" still matches "p53"."""
-    import bm25s
+    bm25s = _bm25s()
 
     stemmer = getattr(_local, "stemmer", None)
     if stemmer is None:  # PyStemmer objects are not safe to share between threads
@@ -136,7 +146,7 @@ class LexicalIndex:
     # -- building and persistence ---------------------------------------------------------
 
     def _build(self, generation: str) -> _Snapshot:
-        import bm25s
+        bm25s = _bm25s()
 
         chunks = tuple(self._index.iter_chunks())
         if not chunks:
@@ -190,7 +200,7 @@ class LexicalIndex:
                     shutil.rmtree(entry, ignore_errors=True)
 
     def _load(self, generation: str) -> _Snapshot | None:
-        import bm25s
+        bm25s = _bm25s()
 
         source = self._dir(generation)
         if source is None or not (source / _CHUNKS_FILE).is_file():
