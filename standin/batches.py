@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from standin import messages
+from standin.files_api import around, list_limit
 from standin.messages import ApiError
 from standin.store import State, new_id, rfc3339
 
@@ -171,34 +172,14 @@ def listing(
 ) -> dict[str, Any]:
     """The legacy cursor scheme (contract §7): after_id/before_id/limit, newest first."""
 
-    def one(name: str) -> str | None:
-        return query[name][0] if name in query else None
-
-    try:
-        limit = int(one("limit") or 20)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 1000:
-        raise _bad("limit: must be between 1 and 1000")
+    limit = list_limit(query)
     batches = sorted(state.batches.values(), key=lambda b: b.seq, reverse=True)
-    ids = [b.id for b in batches]
-    after, before = one("after_id"), one("before_id")
+    after = query["after_id"][0] if "after_id" in query else None
+    before = query["before_id"][0] if "before_id" in query else None
     if after or before:
-        anchor = str(after or before)
-        if anchor not in ids:
-            window: list[Batch] = []
-        elif after:
-            window = batches[ids.index(anchor) + 1 :][:limit]
-        else:
-            end = ids.index(anchor)
-            window = batches[max(0, end - limit) : end]
+        window, more = around(batches, [b.id for b in batches], after, before, limit)
     else:
-        window = batches[:limit]
-    if window:
-        first, last = ids.index(window[0].id), ids.index(window[-1].id)
-        more = first > 0 if before else last + 1 < len(ids)
-    else:
-        more = False
+        window, more = batches[:limit], limit < len(batches)
     return {
         "data": [b.view(host, fractional) for b in window],
         "has_more": more,

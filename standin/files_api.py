@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from standin.messages import ApiError
@@ -83,16 +83,41 @@ def upload(state: State, headers: dict[str, str], body: bytes, ga: bool) -> dict
     return stored.metadata(ga=ga, fractional=state.quirks.fractional_seconds)
 
 
-def list_files(state: State, query: dict[str, list[str]], ga: bool, agents: bool) -> dict[str, Any]:
-    def one(name: str) -> str | None:
-        return query[name][0] if name in query else None
+T = TypeVar("T")
 
+
+def list_limit(query: dict[str, list[str]]) -> int:
+    """A list's `limit` (contract: 1 to 1000, 20 unless given)."""
+    raw = query["limit"][0] if "limit" in query else None
     try:
-        limit = int(one("limit") or 20)
+        limit = int(raw or 20)
     except ValueError:
         limit = 0
     if not 1 <= limit <= 1000:
         raise ApiError(400, "invalid_request_error", "limit: must be between 1 and 1000")
+    return limit
+
+
+def around(
+    items: list[T], ids: list[str], after: str | None, before: str | None, limit: int
+) -> tuple[list[T], bool]:
+    """The legacy cursor page of a newest-first list: up to `limit` items after `after` or
+    before `before` (an id), and whether more lie beyond them; none for an unknown id."""
+    anchor = after or before
+    if anchor not in ids:
+        return [], False
+    if after:
+        start = ids.index(anchor) + 1
+        return items[start : start + limit], start + limit < len(items)
+    end = ids.index(anchor)
+    return items[max(0, end - limit) : end], end - limit > 0
+
+
+def list_files(state: State, query: dict[str, list[str]], ga: bool, agents: bool) -> dict[str, Any]:
+    def one(name: str) -> str | None:
+        return query[name][0] if name in query else None
+
+    limit = list_limit(query)
     files = state.newest_first()
     after, before = one("after_id"), one("before_id")
     if ga and not agents and (after or before):
@@ -117,18 +142,7 @@ def list_files(state: State, query: dict[str, list[str]], ga: bool, agents: bool
             "next_page": None,
         }
     if after or before:
-        ids_order = [f.id for f in files]
-        anchor = after or before
-        if anchor not in ids_order:
-            window: list[Any] = []
-        elif after:
-            window = files[ids_order.index(anchor) + 1 :][:limit]
-        else:
-            end = ids_order.index(anchor)
-            window = files[max(0, end - limit) : end]
-        more = bool(window) and (
-            files.index(window[-1]) + 1 < len(files) if after else files.index(window[0]) > 0
-        )
+        window, more = around(files, [f.id for f in files], after, before, limit)
     else:
         start = 0
         if ga and one("page"):
