@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -108,9 +108,13 @@ def error_line(question: Question, kind: str, message: str, batch_id: str | None
     }
 
 
-def search_for(kb: KnowledgeBase, question: Question) -> list[DocumentHit]:
-    """What `kb ask` retrieves for the question (its filters applied)."""
-    return kb.search(question.question, filters=question.filters, chunks_per_doc=QUESTION_CHUNKS)
+def search_for(kb: KnowledgeBase, questions: Sequence[Question]) -> list[list[DocumentHit]]:
+    """What `kb ask` retrieves for each question (its filters applied), retrieved together."""
+    return kb.search_many(
+        [q.question for q in questions],
+        [q.filters for q in questions],
+        chunks_per_doc=QUESTION_CHUNKS,
+    )
 
 
 def at_batch_price(answer: Answer) -> Answer:
@@ -257,7 +261,7 @@ class BulkQuestions:
         for question in job.questions:
             if question.line in answered:
                 continue
-            hits = search_for(self.kb, question)
+            (hits,) = search_for(self.kb, [question])
             answer = self.kb.ask(question.question, hits)
             self.store.append(job.id, answer_line(question, answer, None))
             answered.add(question.line)

@@ -421,19 +421,31 @@ class Index:
 
     def query(self, embedding: np.ndarray, k: int) -> list[ChunkHit]:
         """The `k` nearest chunks of committed documents, cosine similarity as score."""
+        return self.query_many([embedding], k)[0]
+
+    def query_many(self, embeddings: Sequence[np.ndarray], k: int) -> list[list[ChunkHit]]:
+        """`query` for each embedding, in one Chroma query: several at once cost about a
+        third of each alone."""
         self.refresh()
         with self._swap.use():
-            if self._chunks.count() == 0:
-                return []
+            if not len(embeddings) or self._chunks.count() == 0:
+                return [[] for _ in embeddings]
             got = self._chunks.query(
-                query_embeddings=[embedding],
+                query_embeddings=list(embeddings),
                 n_results=k,
                 include=["documents", "metadatas", "distances"],
             )
-        rows = zip(got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True)
-        hits = [ChunkHit(_chunk(text, meta), 1.0 - float(dist)) for text, meta, dist in rows]
-        committed = self.get_many({h.chunk.doc_id for h in hits})
-        return [h for h in hits if h.chunk.doc_id in committed]
+        found = [
+            [
+                ChunkHit(_chunk(text, meta), 1.0 - float(dist))
+                for text, meta, dist in zip(texts, metas, dists, strict=True)
+            ]
+            for texts, metas, dists in zip(
+                got["documents"], got["metadatas"], got["distances"], strict=True
+            )
+        ]
+        committed = self.get_many({h.chunk.doc_id for hits in found for h in hits})
+        return [[h for h in hits if h.chunk.doc_id in committed] for hits in found]
 
     # -- documents ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 _CHUNKS_FILE = "chunks.jsonl"
 _TEMP = ".tmp-"
 STALE_TEMP_SECONDS = 3600.0  # a temp folder unchanged this long is a killed process's
+SCORES_KEPT = 8  # queries whose BM25 scores over the whole index are kept
 TOKENIZER = "2"  # part of a saved index's name: an index saved with other tokens is not loaded
 _MIXED = re.compile(r"\b(?=[^\W_]*[^\W\d_])(?=[^\W_]*\d)[^\W_]+\b")  # letters and digits
 _BOUNDARY = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
@@ -108,20 +110,19 @@ class LexicalIndex:
         self._root = settings.kb_dir / "bm25" / settings.kb_name if settings else None
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
+        self._scores: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._scores_lock = threading.Lock()
 
-    def search(self, query: str, k: int, *, doc_id: str | None = None) -> list[ChunkHit]:
+    def search(
+        self, query: str, k: int, *, doc_id: str | None = None, generation: str | None = None
+    ) -> list[ChunkHit]:
         """The `k` best chunks for `query` (of one document, with `doc_id`) with a positive
         BM25 score, best first. Scores are over the whole index either way."""
         import numpy as np
 
-        snap = self.refresh()
-        if snap.model is None or k <= 0:
+        snap, scores = self.scores(query, generation)
+        if scores is None or k <= 0:
             return []
-        vocab = snap.model.vocab_dict
-        terms = [t for t in tokenize([query])[0] if t in vocab]
-        if not terms:
-            return []
-        scores = snap.model.get_scores(terms)
         rows = np.arange(len(scores)) if doc_id is None else snap.rows_of(doc_id)
         k = min(k, len(rows))
         if k == 0:
@@ -130,9 +131,33 @@ class LexicalIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [ChunkHit(snap.chunks[i], float(scores[i])) for i in top if scores[i] > 0]
 
-    def refresh(self) -> _Snapshot:
-        """The current snapshot, rebuilt (or loaded) first when the generation has changed."""
-        generation = self._index.generation()
+    def scores(self, query: str, generation: str | None = None) -> tuple[_Snapshot, Any]:
+        """The snapshot (of `generation`, read from the index unless given) and every chunk's
+        BM25 score for `query` in it, a numpy array in the snapshot's order (None when no word
+        of the query is indexed). The last `SCORES_KEPT` queries' are kept: a search reads
+        them again for each document it ranks the pages of."""
+        snap = self.refresh(generation)
+        key = (snap.generation, query)
+        with self._scores_lock:
+            if key in self._scores:
+                self._scores.move_to_end(key)
+                return snap, self._scores[key]
+        scores = None
+        if snap.model is not None:
+            vocab = snap.model.vocab_dict
+            terms = [t for t in tokenize([query])[0] if t in vocab]
+            scores = snap.model.get_scores(terms) if terms else None
+        with self._scores_lock:
+            self._scores[key] = scores
+            while len(self._scores) > SCORES_KEPT:
+                self._scores.popitem(last=False)
+        return snap, scores
+
+    def refresh(self, generation: str | None = None) -> _Snapshot:
+        """The snapshot of `generation` (the index's current one unless given), rebuilt (or
+        loaded) first when it is not the one at hand."""
+        if generation is None:
+            generation = self._index.generation()
         snap = self._snapshot
         if snap is not None and snap.generation == generation:
             return snap

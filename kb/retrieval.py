@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,7 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self.lexical = LexicalIndex(index, settings)
-        self._vectors: OrderedDict[tuple[str, str], tuple[list[Chunk], Any]] = OrderedDict()
+        self._vectors: OrderedDict[tuple[str, str], _DocumentChunks] = OrderedDict()
         self._vectors_lock = threading.Lock()
 
     def search(
@@ -77,26 +77,59 @@ class Retriever:
     ) -> list[DocumentHit]:
         """The `k` best documents for `query`, each with up to `chunks_per_doc` best chunks:
         its own best (`best_chunks`), unless `pages` is False (a ranking of documents only)."""
+        return self.search_many(
+            [query], k=k, mode=mode, chunks_per_doc=chunks_per_doc, pages=pages
+        )[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int | None = None,
+        mode: SearchMode | None = None,
+        chunks_per_doc: int = CHUNKS_PER_DOC,
+        pages: bool = True,
+    ) -> list[list[DocumentHit]]:
+        """`search` for each query: embedded together and sent to Chroma as one query, which
+        costs a fraction of one at a time (many questions of a batch)."""
         k = self.settings.search_k if k is None else k
         mode = mode or self.settings.search_mode
-        _validate(query, k, mode, chunks_per_doc)
+        for query in queries:
+            _validate(query, k, mode, chunks_per_doc)
+        if not queries:
+            return []
         n = candidates(k)
-        vector = self.embedder.embed([query])[0] if mode in ("dense", "hybrid") else None
-        dense = self.index.query(vector, n) if vector is not None else []
-        lexical = self.lexical.search(query, n) if mode in ("bm25", "hybrid") else []
-        if mode == "dense":
-            scores, chunk_scores = _best_per_document(dense), _chunk_scores(dense)
-        elif mode == "bm25":
-            scores, chunk_scores = _best_per_document(lexical), _chunk_scores(lexical)
+        generation = self.index.generation()
+        if mode == "bm25":
+            vectors: Any = [None] * len(queries)
+            dense_hits: list[list[ChunkHit]] = [[] for _ in queries]
         else:
-            scores = _fuse(_best_per_document(dense), _best_per_document(lexical))
-            chunk_scores = _fuse(_chunk_scores(dense), _chunk_scores(lexical))
-        found = self._documents(scores, chunk_scores, [*dense, *lexical], k, chunks_per_doc)
-        if not pages:
-            return found
-        return self.best_chunks(
-            query, found, mode=mode, chunks_per_doc=chunks_per_doc, vector=vector
-        )
+            vectors = self.embedder.embed(queries)
+            dense_hits = self.index.query_many(vectors, n)
+        found: list[list[DocumentHit]] = []
+        for query, vector, dense in zip(queries, vectors, dense_hits, strict=True):
+            lexical = (
+                self.lexical.search(query, n, generation=generation) if mode != "dense" else []
+            )
+            if mode == "dense":
+                scores, chunk_scores = _best_per_document(dense), _chunk_scores(dense)
+            elif mode == "bm25":
+                scores, chunk_scores = _best_per_document(lexical), _chunk_scores(lexical)
+            else:
+                scores = _fuse(_best_per_document(dense), _best_per_document(lexical))
+                chunk_scores = _fuse(_chunk_scores(dense), _chunk_scores(lexical))
+            hits = self._documents(scores, chunk_scores, [*dense, *lexical], k, chunks_per_doc)
+            if pages:
+                hits = self.best_chunks(
+                    query,
+                    hits,
+                    mode=mode,
+                    chunks_per_doc=chunks_per_doc,
+                    vector=vector,
+                    generation=generation,
+                )
+            found.append(hits)
+        return found
 
     def best_chunks(
         self,
@@ -106,74 +139,84 @@ class Retriever:
         mode: SearchMode | None = None,
         chunks_per_doc: int = CHUNKS_PER_DOC,
         vector: Any = None,
+        generation: str | None = None,
     ) -> list[DocumentHit]:
         """The hits, each with its document's own best chunks (see `_own_chunks`)."""
         mode = mode or self.settings.search_mode
         if vector is None and mode != "bm25":
             vector = self.embedder.embed([query])[0]
-        return [self._own_chunks(query, vector, mode, hit, chunks_per_doc) for hit in hits]
+        if generation is None:
+            generation = self.index.generation()
+        words = set(tokenize([query])[0])
+        bm25 = self.lexical.scores(query, generation) if mode != "dense" else None
+        return [
+            self._own_chunks(words, vector, bm25, hit, chunks_per_doc, generation) for hit in hits
+        ]
 
     def _own_chunks(
-        self, query: str, vector: Any, mode: str, hit: DocumentHit, chunks_per_doc: int
+        self,
+        words: set[str],
+        vector: Any,
+        bm25: tuple[Any, Any] | None,
+        hit: DocumentHit,
+        chunks_per_doc: int,
+        generation: str,
     ) -> DocumentHit:
         """The second pass: the document's own best chunks. A long filing's right page is often
         not among the chunks the whole index returns (its neighbours in other filings crowd
-        it out), so every chunk of the document is scored again: both modes fused within the
-        document, plus `HEADING_WEIGHT` of how well its page's heading matches the question
-        (`_heading_scores`). The best `PAGE_KEEP` are then spread over 0..1, and a chunk's
-        score is its document's scaled by its place among them (`DOC_SHARE` of it for the
-        last, all of it for the best), so chunks compare across documents. In a PDF the pages
-        are ranked (`_best_per_page`)."""
-        doc_id = hit.document.id
-        if vector is not None:
-            chunks, vectors = self._chunk_vectors(doc_id)
-            dense = dict(zip([c.id for c in chunks], (vectors @ vector).tolist(), strict=True))
-        else:
-            chunks, dense = self.index.chunks(doc_id), {}
-        if not chunks:
+        it out), so every chunk of the document is scored again: the dense similarity to
+        `vector` and the BM25 score (`bm25`: a snapshot and the query's scores over it), fused
+        within the document, plus `HEADING_WEIGHT` of how well its page's heading matches the
+        question's `words` (`_DocumentChunks.heading_scores`). The best `PAGE_KEEP` are then
+        spread over 0..1, and a chunk's score is its document's scaled by its place among them
+        (`DOC_SHARE` of it for the last, all of it for the best), so chunks compare across
+        documents. In a PDF the pages are ranked (`_best_per_page`)."""
+        import numpy as np
+
+        doc = self._document_chunks(hit.document, generation)
+        if not doc.chunks:
             return hit
-        lexical = (
-            _chunk_scores(self.lexical.search(query, len(chunks), doc_id=doc_id))
-            if mode != "dense"
-            else {}
-        )
-        if mode == "hybrid":
-            every = dict.fromkeys(dense, 0.0) | lexical  # a chunk without the words scores 0
-            within = _fuse(dense, every, PAGE_DENSE_WEIGHT)
+        dense = (doc.vectors @ vector).astype(np.float64) if vector is not None else None
+        lexical = doc.bm25(*bm25) if bm25 is not None else None
+        if dense is not None and lexical is not None:  # hybrid: no words in a chunk is 0
+            present = np.arange(len(doc.chunks))
+            within = PAGE_DENSE_WEIGHT * _scaled(dense) + (1 - PAGE_DENSE_WEIGHT) * _scaled(lexical)
+        elif dense is not None:
+            present, within = np.arange(len(doc.chunks)), _scaled(dense)
         else:
-            within = _normalise(dense or lexical)
-        if not within:
-            return hit
-        by_id = {c.id: c for c in chunks}
-        headings = _heading_scores(query, chunks, hit.document)
-        within = {c: score + HEADING_WEIGHT * headings[c] for c, score in within.items()}
-        kept = sorted(within.items(), key=lambda t: (-t[1], t[0]))[:PAGE_KEEP]
-        within = _normalise(dict(kept))
+            assert lexical is not None
+            present = np.flatnonzero(lexical > 0)  # bm25 alone: the chunks with the words
+            if not len(present):
+                return hit
+            within = _scaled(lexical[present])
+        within = within + HEADING_WEIGHT * doc.heading_scores(words)[present]
+        kept = _normalise(_top(within, [doc.ids[i] for i in present], PAGE_KEEP))
         if hit.document.kind == "pdf":
-            ranked = _best_per_page(within, by_id)[:chunks_per_doc]
+            ranked = _best_per_page(kept, doc.by_id)[:chunks_per_doc]
         else:
-            ranked = sorted(within.items(), key=lambda t: (-t[1], t[0]))[:chunks_per_doc]
+            ranked = sorted(kept.items(), key=lambda t: (-t[1], t[0]))[:chunks_per_doc]
         return DocumentHit(
             hit.document,
             hit.score,
             tuple(
-                ChunkHit(by_id[c], hit.score * (DOC_SHARE + (1 - DOC_SHARE) * score))
+                ChunkHit(doc.by_id[c], hit.score * (DOC_SHARE + (1 - DOC_SHARE) * score))
                 for c, score in ranked
             ),
         )
 
-    def _chunk_vectors(self, doc_id: str) -> tuple[list[Chunk], Any]:
-        """`Index.chunk_vectors`, kept for the last `VECTOR_CACHE_DOCUMENTS` documents asked
-        for: reading a long filing's vectors costs more than the rest of a search, and the
-        questions of a knowledge base return to the same documents. Keyed by the index's
-        generation, so nothing is kept past a change."""
-        key = (self.index.generation(), doc_id)
+    def _document_chunks(self, document: Document, generation: str) -> _DocumentChunks:
+        """A document's chunks and vectors (`Index.chunk_vectors`) as the second pass reads
+        them, kept for the last `VECTOR_CACHE_DOCUMENTS` documents asked for: reading a long
+        filing's vectors costs more than the rest of a search, and the questions of a
+        knowledge base return to the same documents. Keyed by the index's generation, so
+        nothing is kept past a change."""
+        key = (generation, document.id)
         with self._vectors_lock:
             found = self._vectors.get(key)
             if found is not None:
                 self._vectors.move_to_end(key)
                 return found
-        found = self.index.chunk_vectors(doc_id)
+        found = _DocumentChunks(document, *self.index.chunk_vectors(document.id))
         with self._vectors_lock:
             self._vectors[key] = found
             while len(self._vectors) > VECTOR_CACHE_DOCUMENTS:
@@ -225,27 +268,67 @@ def _best_per_page(within: _Scores, chunks: dict[str, Chunk]) -> list[tuple[str,
     return sorted(((c, score / top) for c, score in pages), key=lambda t: (-t[1], t[0]))
 
 
-def _heading_scores(query: str, chunks: Sequence[Chunk], doc: Document) -> _Scores:
-    """How well each chunk's page heading (its context after the document's own: see
-    `kb.context`) names what the question asks for, 0..1 within the document: the question's
-    words in the heading, each weighted by its IDF over the document's distinct headings, so
-    that a heading few pages carry ("Consolidated Balance Sheets" for "...in the balance
-    sheet") counts most. A field of its own, as a title is in BM25F: in the chunk's text the
-    heading's words are a few among many. (Where the document's context has changed since
-    ingest, the whole context is the heading; its title's words, in every one, then weigh
-    almost nothing.)"""
-    own = document_context(doc.title, doc.source)
-    heading = {c.id: c.context.removeprefix(own).removeprefix(SEPARATOR) for c in chunks}
-    distinct = sorted(set(heading.values()))
-    words = set(tokenize([query])[0])
-    tokens = tokenize(distinct)
-    found = {h: words.intersection(t) for h, t in zip(distinct, tokens, strict=True)}
-    n = len(distinct)
-    df = Counter(word for hits in found.values() for word in hits)
-    idf = {word: math.log(1 + (n - k + 0.5) / (k + 0.5)) for word, k in df.items()}
-    raw = {h: sum(idf[word] for word in hits) for h, hits in found.items()}
-    top = max(raw.values(), default=0.0) or 1.0
-    return {c.id: raw[heading[c.id]] / top for c in chunks}
+class _DocumentChunks:
+    """One document's chunks as the second pass scores them, built once per generation: their
+    vectors, their ids, and their page headings' words. A heading is a chunk's context after
+    the document's own (see `kb.context`); where the document's context has changed since
+    ingest, the whole context is the heading (its title's words, in every one, then weigh
+    almost nothing)."""
+
+    def __init__(self, document: Document, chunks: list[Chunk], vectors: Any) -> None:
+        import numpy as np
+
+        self.chunks = chunks
+        self.vectors = vectors
+        self.ids = [c.id for c in chunks]
+        self.by_id = dict(zip(self.ids, chunks, strict=True))
+        own = document_context(document.title, document.source)
+        heading = [c.context.removeprefix(own).removeprefix(SEPARATOR) for c in chunks]
+        distinct = sorted(set(heading))
+        number = {h: i for i, h in enumerate(distinct)}
+        self.heading_of = np.array([number[h] for h in heading], dtype=np.intp)
+        self.headings = len(distinct)
+        self.headings_with: dict[str, list[int]] = {}  # a word: the headings that have it
+        for i, words in enumerate(tokenize(distinct)):
+            for word in set(words):
+                self.headings_with.setdefault(word, []).append(i)
+        self._rows: tuple[object, Any, Any] | None = None
+
+    def heading_scores(self, words: set[str]) -> Any:
+        """How well each chunk's page heading names what the question asks for, 0..1 within
+        the document: the question's `words` in the heading, each weighted by its IDF over the
+        document's distinct headings, so that a heading few pages carry ("Consolidated
+        Balance Sheets" for "...in the balance sheet") counts most. A field of its own, as a
+        title is in BM25F: in the chunk's text the heading's words are a few among many."""
+        import numpy as np
+
+        raw = np.zeros(self.headings)
+        n = self.headings
+        for word in sorted(words):
+            found = self.headings_with.get(word)
+            if found:
+                k = len(found)
+                raw[found] += math.log(1 + (n - k + 0.5) / (k + 0.5))
+        top = float(raw.max(initial=0.0)) or 1.0
+        return raw[self.heading_of] / top
+
+    def bm25(self, snapshot: Any, scores: Any) -> Any:
+        """Each chunk's score in `scores` (a `LexicalIndex.scores` array over `snapshot`), 0
+        where it has none of the words or is not in the snapshot."""
+        import numpy as np
+
+        if scores is None:
+            return np.zeros(len(self.chunks))
+        if self._rows is None or self._rows[0] is not snapshot:
+            position = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
+            rows = snapshot.rows_of(self.chunks[0].doc_id)
+            at = [position.get(snapshot.chunks[r].id, -1) for r in rows]
+            keep = np.array([p >= 0 for p in at], dtype=bool)
+            self._rows = (snapshot, np.array(at, dtype=np.intp)[keep], rows[keep])
+        _, positions, rows = self._rows
+        found = np.zeros(len(self.chunks))
+        found[positions] = scores[rows]
+        return found
 
 
 def _validate(query: str, k: int, mode: str, chunks_per_doc: int) -> None:
@@ -294,3 +377,26 @@ def _fuse(dense: _Scores, lexical: _Scores, weight: float | None = None) -> _Sco
         key: weight * a.get(key, 0.0) + (1 - weight) * b.get(key, 0.0)
         for key in a.keys() | b.keys()
     }
+
+
+def _scaled(scores: Any) -> Any:
+    """`_normalise` over a numpy array."""
+    import numpy as np
+
+    low, high = scores.min(), scores.max()
+    if high <= low:
+        return np.ones(len(scores))
+    return (scores - low) / (high - low)
+
+
+def _top(scores: Any, ids: list[str], k: int) -> _Scores:
+    """The `k` best of `scores` (a numpy array; `ids` names each), ties to the lower id."""
+    import numpy as np
+
+    if len(scores) > k:
+        cut = np.partition(scores, len(scores) - k)[len(scores) - k]
+        picked = np.flatnonzero(scores >= cut).tolist()
+    else:
+        picked = list(range(len(scores)))
+    best = sorted(picked, key=lambda i: (-scores[i], ids[i]))[:k]
+    return {ids[i]: float(scores[i]) for i in best}

@@ -84,15 +84,51 @@ class KnowledgeBase:
 
         With filters, more candidates (up to `max_k`) are ranked so that enough documents
         survive the filter; their chunks are then ranked within each kept document."""
+        return self.search_many(
+            [query],
+            [filters],
+            k=k,
+            mode=mode,
+            chunks_per_doc=chunks_per_doc,
+            pages=pages,
+        )[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        filters: Sequence[SearchFilters | None],
+        *,
+        k: int | None = None,
+        mode: SearchMode | None = None,
+        chunks_per_doc: int = CHUNKS_PER_DOC,
+        pages: bool = True,
+    ) -> list[list[DocumentHit]]:
+        """`search` for each query with its filters, the queries retrieved together (see
+        `Retriever.search_many`)."""
         k = k or self.settings.search_k
-        if not filters:
-            return self.retriever.search(
-                query, k=k, mode=mode, chunks_per_doc=chunks_per_doc, pages=pages
-            )
+        found: dict[int, list[DocumentHit]] = {}
+        plain = [i for i, f in enumerate(filters) if not f]
+        hits = self.retriever.search_many(
+            [queries[i] for i in plain], k=k, mode=mode, chunks_per_doc=chunks_per_doc, pages=pages
+        )
+        found.update(zip(plain, hits, strict=True))
+        narrowed = [i for i, f in enumerate(filters) if f]
         wide = max(k, self.settings.max_k)
-        hits = self.retriever.search(query, k=wide, mode=mode, pages=False)
-        kept = [h for h in hits if filters.matches(h.document)][:k]
-        return self.retriever.best_chunks(query, kept, mode=mode, chunks_per_doc=chunks_per_doc)
+        hits = self.retriever.search_many(
+            [queries[i] for i in narrowed], k=wide, mode=mode, pages=False
+        )
+        for i, candidates in zip(narrowed, hits, strict=True):
+            only = filters[i]
+            assert only is not None
+            kept = [h for h in candidates if only.matches(h.document)][:k]
+            found[i] = (
+                self.retriever.best_chunks(
+                    queries[i], kept, mode=mode, chunks_per_doc=chunks_per_doc
+                )
+                if pages
+                else kept
+            )
+        return [found[i] for i in range(len(queries))]
 
     def ask(self, question: str, hits: Sequence[DocumentHit]) -> Answer:
         return self.answerer.answer(question, hits)

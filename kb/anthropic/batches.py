@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from kb.anthropic.request import Plan
     from kb.service import KnowledgeBase
 
-PLAN_THREADS = 4  # questions retrieved for at once
+PLAN_THREADS = 2  # groups of questions retrieved for at once
+PLAN_GROUP = 16  # questions retrieved together (`KnowledgeBase.search_many`)
 ADOPT_WINDOW = timedelta(minutes=2)  # clock skew allowed when looking for a batch sent blind
 
 
@@ -90,12 +91,14 @@ class ClaudeBatches:
             return
         answerer = self._answerer()
 
-        def plan_of(question: Question) -> Plan | None:
-            return answerer.plan(question.question, search_for(self.kb, question))
+        def plan_group(group: list[Question]) -> list[Plan | None]:
+            hits = search_for(self.kb, group)
+            return [answerer.plan(q.question, h) for q, h in zip(group, hits, strict=True)]
 
         plans: list[tuple[Question, Plan]] = []
-        with ThreadPoolExecutor(PLAN_THREADS) as pool:  # retrieval waits on Chroma and torch
-            planned = list(pool.map(plan_of, todo))
+        groups = [todo[i : i + PLAN_GROUP] for i in range(0, len(todo), PLAN_GROUP)]
+        with ThreadPoolExecutor(PLAN_THREADS) as pool:  # retrieval waits on Chroma
+            planned = [plan for group in pool.map(plan_group, groups) for plan in group]
         for question, plan in zip(todo, planned, strict=True):
             if plan is None:
                 line = answer_line(question, answerer.nothing_to_send(), None)

@@ -212,3 +212,30 @@ def test_a_page_whose_heading_names_the_question_outranks_prose_about_it(
         knowledge_base.close()
     first = hit.chunks[0].chunk.page_start
     assert first == (8 if weight is None else 3)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_many_questions_retrieved_together_get_what_each_gets_alone(kb: Any, mode: str) -> None:
+    """`search_many` embeds the questions together and sends Chroma one query; each question's
+    documents, chunks and scores are those of its own search, filters applied per question."""
+    from kb.types import SearchFilters
+
+    queries = ["centrifugal pump", "ships carrying goods", "tomatoes in the sun", "QX-7781B"]
+    filters = [None, SearchFilters(source_prefix=str(kb.folder / "ships")), None, SearchFilters()]
+    together = kb.search_many(queries, filters, k=3, mode=mode, chunks_per_doc=2)
+    alone = [
+        kb.search(q, k=3, mode=mode, filters=f, chunks_per_doc=2)
+        for q, f in zip(queries, filters, strict=True)
+    ]
+
+    def ids(hits: list[Any]) -> list[Any]:
+        return [(h.document.id, [c.chunk.id for c in h.chunks]) for h in hits]
+
+    def scores(hits: list[Any]) -> list[float]:
+        return [s for h in hits for s in (h.score, *(c.score for c in h.chunks))]
+
+    assert [ids(h) for h in together] == [ids(h) for h in alone]
+    for many, one in zip(together, alone, strict=True):  # padded in a batch: float noise only
+        assert scores(many) == pytest.approx(scores(one), abs=1e-5)
+    assert titles(together[1]) == ["ships"]  # the filter kept only what it names
+    assert kb.search_many([], [], mode=mode) == []
