@@ -53,17 +53,22 @@ def generate(root: Path, n: int) -> None:
         pdf.output(str(root / f"report-{i:04d}.pdf"))
 
 
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+def peak_rss_mb(who: int | None = None) -> float:
+    """The peak RSS of this process (`resource.RUSAGE_SELF`), of its largest child
+    (`RUSAGE_CHILDREN`: the extraction process), or of the larger of the two."""
+    if who is not None:
+        return resource.getrusage(who).ru_maxrss / 1024
+    return max(peak_rss_mb(resource.RUSAGE_SELF), peak_rss_mb(resource.RUSAGE_CHILDREN))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="?", type=Path)
     parser.add_argument("--generate", type=int, default=0, metavar="N")
-    parser.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"))
+    parser.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), help="queries")
+    parser.add_argument(
+        "--ingest-backend", choices=("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures here")
     args = parser.parse_args()
     if not args.corpus and not args.generate:
@@ -82,16 +87,18 @@ def main() -> None:
         settings = Settings.from_env().replace(data_dir=Path(tmp) / "kb", chroma_url=None)
         if args.backend:
             settings = settings.replace(embed_backend=args.backend)
+        if args.ingest_backend:
+            settings = settings.replace(ingest_backend=args.ingest_backend)
         started = time.perf_counter()
         kb = open_kb(settings)
-        kb.embedder.embed(["warm up"])
+        kb.document_embedder.embed(["warm up"])
         load = time.perf_counter() - started
 
         first = ingest_paths(kb, [corpus])
         second = ingest_paths(kb, [corpus])
         texts = [c.indexed_text for c in kb.index.iter_chunks()]
         started = time.perf_counter()
-        kb.embedder.embed(texts)
+        kb.document_embedder.embed(texts)
         model_alone = time.perf_counter() - started
 
         files = len(first.results)
@@ -99,7 +106,10 @@ def main() -> None:
         chunks = first.embedded_chunks
         wall = first.seconds
         print(f"corpus: {corpus if args.corpus else f'{args.generate} generated files'}")
-        print(f"backend: {kb.embedder.backend}; model loaded in {load:.2f}s (not counted)")
+        print(
+            f"backend: {kb.document_embedder.backend} for documents, {kb.embedder.backend} for "
+            f"queries; models loaded in {load:.2f}s (not counted)"
+        )
         print(f"statuses: {first.counts}")
         print(f"files {files}, pages {pages}, chunks {chunks}")
         print(
@@ -114,11 +124,14 @@ def main() -> None:
             f"second, unchanged run: {second.seconds:.2f}s = {second.seconds / wall:.1%} of "
             f"the first (target <= 2%); statuses {second.counts}"
         )
-        print(f"peak RSS: {peak_rss_mb():.0f} MB")
+        print(
+            f"peak RSS: {peak_rss_mb():.0f} MB (kb {peak_rss_mb(resource.RUSAGE_SELF):.0f} MB, "
+            f"extraction {peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB)"
+        )
         if args.json:
             figures = {
                 "tool": "kb",
-                "backend": kb.embedder.backend,
+                "backend": kb.document_embedder.backend,
                 "files": files,
                 "pages": pages,
                 "chunks": chunks,

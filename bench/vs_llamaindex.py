@@ -40,7 +40,10 @@ def main() -> None:
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--peer-python", required=True, help="the peer venv's python")
     parser.add_argument("--peer", type=Path, default=PEER)
-    parser.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"))
+    parser.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), help="queries")
+    parser.add_argument(
+        "--ingest-backend", choices=("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+    )
     parser.add_argument("--files-per-run", type=int, default=1, help="passed to the peer")
     args = parser.parse_args()
 
@@ -48,7 +51,9 @@ def main() -> None:
         kb_out, peer_out = Path(tmp) / "kb.json", Path(tmp) / "peer.json"
         command = [sys.executable, str(ROOT / "bench" / "ingest.py"), str(args.corpus)]
         command += ["--json", str(kb_out)] + (["--backend", args.backend] if args.backend else [])
-        print(f"== kb ({args.backend or 'default backend'})", flush=True)
+        if args.ingest_backend:
+            command += ["--ingest-backend", args.ingest_backend]
+        print(f"== kb ({args.ingest_backend or 'default'} ingest backend)", flush=True)
         kb = run(command, kb_out)
         print("== LlamaIndex peer", flush=True)
         peer = run(

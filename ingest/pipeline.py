@@ -491,7 +491,7 @@ class _Run:
         """Embed a batch, write its chunks, then commit the records of its uploaded documents.
         A document whose upload failed loses its chunks and gets no record."""
         chunks = [c for p in batch for c in p.chunks]
-        embeddings = self.kb.embedder.embed([c.indexed_text for c in chunks])
+        embeddings = self.kb.document_embedder.embed([c.indexed_text for c in chunks])
         self.kb.index.add_chunks(chunks, embeddings)
         self.report.embedded_chunks += len(chunks)
         ready: list[tuple[_Pending, Document]] = []

@@ -15,6 +15,8 @@ The answerer is given only the callables it needs (`Uploads.in_windows`, `ensure
 
 from __future__ import annotations
 
+import importlib.util
+import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -50,6 +52,15 @@ class KnowledgeBase:
     retriever: Retriever
     answerer: Answerer
     anthropic: anthropic.Anthropic | None = None  # the SDK client when online
+
+    @property
+    def document_embedder(self) -> Embedder:
+        """What embeds documents at ingest (`document_backend`): the queries' model, or one
+        that makes the same vectors faster, loaded at the first ingest."""
+        backend = document_backend(self.settings)
+        if backend == self.embedder.backend:
+            return self.embedder
+        return shared_embedder(self.settings, backend)
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -209,21 +220,55 @@ def check_question(text: str, settings: Settings, field: str = "question") -> st
     return question
 
 
-def load_embedder(settings: Settings) -> Embedder:
-    """The embedding model on the configured backend (`KB_EMBED_BACKEND`)."""
-    if settings.embed_backend == "torch":
+def load_embedder(settings: Settings, backend: str | None = None) -> Embedder:
+    """The embedding model on `backend` (`KB_EMBED_BACKEND` unless given)."""
+    backend = backend or settings.embed_backend
+    if backend in ("torch", "torch-bf16"):
         from kb.embedding import SentenceTransformerEmbedder
 
-        return SentenceTransformerEmbedder(settings.embedding_model, settings.embed_batch_size)
+        return SentenceTransformerEmbedder(
+            settings.embedding_model, settings.embed_batch_size, bf16=backend == "torch-bf16"
+        )
     from kb.onnx_embedding import OnnxEmbedder
 
     return OnnxEmbedder(
         settings.embedding_model,
-        backend=settings.embed_backend,
+        backend=backend,
         cache_dir=settings.model_cache_dir,
         batch_size=settings.embed_batch_size,
         threads=settings.embed_threads,
     )
+
+
+def document_backend(settings: Settings) -> str:
+    """The backend that embeds documents (`KB_INGEST_BACKEND`): `auto` is `torch-bf16` where
+    the CPU does bf16 in hardware, torch is installed and the queries' backend makes the same
+    vectors; else the queries' backend."""
+    from kb.embedding import VECTORS, bf16_in_hardware
+
+    if settings.ingest_backend != "auto":
+        return settings.ingest_backend
+    if (
+        VECTORS[settings.embed_backend] == VECTORS["torch-bf16"]
+        and bf16_in_hardware()
+        and importlib.util.find_spec("torch") is not None
+    ):
+        return "torch-bf16"
+    return settings.embed_backend
+
+
+_shared: dict[tuple[str, str, int, int], Embedder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_embedder(settings: Settings, backend: str) -> Embedder:
+    """The model on `backend`, loaded once per process (every knowledge base of `kb serve`
+    shares it)."""
+    key = (settings.embedding_model, backend, settings.embed_batch_size, settings.embed_threads)
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = load_embedder(settings, backend)
+        return _shared[key]
 
 
 def open_kb(

@@ -62,7 +62,7 @@ def env(tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch) -> Path:  # t
     monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "kbdata"))
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setattr("kb.service.load_embedder", lambda settings: embedder)
+    monkeypatch.setattr("kb.service.load_embedder", lambda settings, backend=None: embedder)
     root = tmp_path / "notes"
     root.mkdir()
     (root / "garden.md").write_text("# Garden\n\nWater tomatoes at dawn, never at noon.\n")

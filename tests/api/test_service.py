@@ -77,7 +77,7 @@ def test_internal_errors_are_generic(api: Running, client: httpx.Client, monkeyp
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret detail /etc/shadow")
 
-    monkeypatch.setattr(kb.retriever, "search", boom)
+    monkeypatch.setattr(kb.retriever, "search_many", boom)
     response = client.get("/v1/search", params={"q": "volcano"})
     body = assert_error(response, 500, "internal_error")
     assert "secret" not in response.text

@@ -54,7 +54,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, embedder: Any) -> Path:
     monkeypatch.setenv("KB_DATA_DIR", str(data_dir))
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setattr("kb.service.load_embedder", lambda settings: embedder)
+    monkeypatch.setattr("kb.service.load_embedder", lambda settings, backend=None: embedder)
     return data_dir
 
 

@@ -414,7 +414,7 @@ def test_kill_drill(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     corpus = make_corpus(tmp_path / "corpus")
-    monkeypatch.setattr("kb.service.load_embedder", lambda settings: embedder)
+    monkeypatch.setattr("kb.service.load_embedder", lambda settings, backend=None: embedder)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
     clean_dir = tmp_path / "clean"
