@@ -75,7 +75,7 @@ def main() -> None:
         parser.error("give CORPUS_DIR or --generate N")
 
     from ingest import ingest_paths
-    from kb.service import open_kb
+    from kb.service import document_backend, open_kb, shared_embedder
     from kb.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +90,7 @@ def main() -> None:
         if args.ingest_backend:
             settings = settings.replace(ingest_backend=args.ingest_backend)
         started = time.perf_counter()
-        kb = open_kb(settings)
+        kb = open_kb(settings, embedder=shared_embedder(settings, document_backend(settings)))
         kb.document_embedder.embed(["warm up"])
         load = time.perf_counter() - started
 

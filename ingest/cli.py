@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:  # before the model loads
         raise InvalidInput(f"no such file or directory: {', '.join(missing)}")
     bar = ProgressBar()
-    with kb_cli.open_kb_from_env(args.kb) as kb:
+    with kb_cli.open_kb_from_env(args.kb, ingest_only=True) as kb:
         try:
             report = ingest_paths(
                 kb, args.paths, prune=args.prune, progress=bar.update, on_start=bar.start

@@ -36,6 +36,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from ingest.extractor import Extractor
+from ingest.failures import UnreadableFiles
 from ingest.scan import scan
 from kb.blobs import sha256_file
 from kb.chunking import SPECIAL_TOKENS, chunk_pages, chunk_size_for
@@ -219,6 +220,7 @@ class _Run:
         self.paths: dict[str, Path] = {}
         self.again: list[str] = []  # sources whose document was removed meanwhile: next pass
         self.last_pass = False
+        self.unreadable = UnreadableFiles(self.settings.kb_dir / "unreadable.json")
 
     def run(self, items: list[tuple[Path, str]]) -> IngestReport:
         started = time.perf_counter()
@@ -248,6 +250,7 @@ class _Run:
         finally:
             self.writer.shutdown(wait=True, cancel_futures=True)
             self.uploads.shutdown(wait=True, cancel_futures=True)
+            self.unreadable.save()
         order = {source: i for i, (_, source) in enumerate(items)}
         self.report.results.sort(key=lambda r: order.get(r.path, len(order)))
         self.report.seconds = time.perf_counter() - started
@@ -318,11 +321,14 @@ class _Run:
             return FileResult(source, "failed", f"unreadable: {exc.strerror or exc}")
         if doc_id in by_id:
             return doc_id
+        if (known := self.unreadable.get(doc_id)) is not None:  # the same bytes as before
+            return FileResult(source, "failed", known, doc_id=doc_id)
         epoch = self.kb.index.epoch(doc_id)  # before anything of it is written
         try:
             extraction = extractor.extract(path)
         except ExtractionError as exc:
             status: FileStatus = "skipped" if exc.reason in SKIP_REASONS else "failed"
+            self.unreadable.add(doc_id, exc.reason, exc.message)
             return FileResult(source, status, exc.message, doc_id=doc_id)
         try:
             self.kb.blobs.put_file(path, doc_id)

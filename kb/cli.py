@@ -97,12 +97,16 @@ def settings_from_env(kb_name: str | None = None) -> Settings:
     return settings if kb_name is None else settings.for_kb(kb_name)
 
 
-def open_kb_from_env(kb_name: str | None = None) -> KnowledgeBase:
+def open_kb_from_env(kb_name: str | None = None, *, ingest_only: bool = False) -> KnowledgeBase:
     """Settings from the environment, then the knowledge base (`kb_name`'s when given;
-    loads the model). Use it as a context manager: `with kb_cli.open_kb_from_env() as kb:`."""
-    from kb.service import open_kb
+    loads the model). Use it as a context manager: `with kb_cli.open_kb_from_env() as kb:`.
+    A command that only ingests (`ingest_only`) loads the documents' model alone
+    (`KB_INGEST_BACKEND`), which has the queries' tokenizer and makes their vectors."""
+    from kb.service import document_backend, open_kb, shared_embedder
 
-    return open_kb(settings_from_env(kb_name))
+    settings = settings_from_env(kb_name)
+    embedder = shared_embedder(settings, document_backend(settings)) if ingest_only else None
+    return open_kb(settings, embedder=embedder)
 
 
 def to_jsonable(value: Any) -> Any:

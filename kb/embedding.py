@@ -64,6 +64,7 @@ def resolve_model_path(name: str) -> str:
 
 
 _LOCK_STEP = 16  # texts encoded per hold of the model lock
+PAD_TO = 32  # torch: token counts padded up to a multiple of this (few input shapes)
 
 
 def embed_in_steps(
@@ -130,18 +131,32 @@ class SentenceTransformerEmbedder:
         return embed_in_steps(texts, self._encode, self._lock, self.dimension, step)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        """The texts' vectors, their tokens padded to a multiple of `PAD_TO`: torch keeps
+        what it prepared for each input shape it has seen, so shapes of every length grew a
+        long ingest by hundreds of MB. (Padding is masked: the vectors do not change.)"""
         import torch
 
+        features = self._model.preprocess(texts)
+        length = features["input_ids"].shape[1]
+        extra = -length % PAD_TO
+        if extra:
+            pad_id = self._model.tokenizer.pad_token_id or 0
+            features = {
+                name: torch.nn.functional.pad(
+                    value, (0, extra), value=pad_id if name == "input_ids" else 0
+                )
+                if isinstance(value, torch.Tensor) and value.dim() == 2
+                else value
+                for name, value in features.items()
+            }
         # bf16: the matrix products in bf16 (AMX where the CPU has it), the rest in fp32
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
-            vectors: np.ndarray = self._model.encode(
-                texts,
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return vectors.astype("float32", copy=False)
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16),
+        ):
+            pooled = self._model(features)["sentence_embedding"]
+        vectors = torch.nn.functional.normalize(pooled.float(), dim=1)
+        return vectors.numpy()
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         with self._offsets_lock:
