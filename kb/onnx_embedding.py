@@ -15,6 +15,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,13 +67,13 @@ class OnnxEmbedder:
         options.intra_op_num_threads = threads or available_cores()
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise ConfigError(f"cannot load the ONNX graph {path}: {exc}") from exc
-        self._inputs = {i.name for i in self._session.get_inputs()} & set(INPUTS)
+        # The session is made in a thread of its own (ONNX Runtime lets go of the GIL), so a
+        # command's other imports and Chroma's opening go on meanwhile; the first embedding
+        # waits for it, and a graph it cannot load is a ConfigError there.
+        self._session: Future[tuple[Any, set[str]]] = Future()
+        threading.Thread(
+            target=self._load, args=(ort, str(path), options), name="kb-onnx-load", daemon=True
+        ).start()
         tokenizer_file = str(model_dir / "tokenizer.json")
         self._tokenizer = Tokenizer.from_file(tokenizer_file)
         self._tokenizer.enable_truncation(max_tokens)
@@ -91,6 +92,14 @@ class OnnxEmbedder:
         self._step = min(batch_size, _LOCK_STEP)
         self._lock = threading.Lock()
 
+    def _load(self, ort: Any, path: str, options: Any) -> None:
+        try:
+            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            self._session.set_exception(ConfigError(f"cannot load the ONNX graph {path}: {exc}"))
+            return
+        self._session.set_result((session, {i.name for i in session.get_inputs()} & set(INPUTS)))
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return embed_in_steps(texts, self._encode, self._lock, self.dimension, self._step)
 
@@ -103,7 +112,8 @@ class OnnxEmbedder:
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        tokens: Any = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
+        session, inputs = self._session.result()
+        tokens: Any = session.run(None, {k: v for k, v in feed.items() if k in inputs})
         weights = mask[:, :, None].astype(np.float32)
         pooled = (tokens[0] * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
