@@ -113,21 +113,15 @@ class LexicalIndex:
         self._scores: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._scores_lock = threading.Lock()
 
-    def search(
-        self, query: str, k: int, *, doc_id: str | None = None, generation: str | None = None
-    ) -> list[ChunkHit]:
-        """The `k` best chunks for `query` (of one document, with `doc_id`) with a positive
-        BM25 score, best first. Scores are over the whole index either way."""
+    def search(self, query: str, k: int, *, generation: str | None = None) -> list[ChunkHit]:
+        """The `k` best chunks for `query` with a positive BM25 score, best first."""
         import numpy as np
 
         snap, scores = self.scores(query, generation)
-        if scores is None or k <= 0:
+        k = min(k, 0 if scores is None else len(scores))
+        if k <= 0:
             return []
-        rows = np.arange(len(scores)) if doc_id is None else snap.rows_of(doc_id)
-        k = min(k, len(rows))
-        if k == 0:
-            return []
-        top = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+        top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [ChunkHit(snap.chunks[i], float(scores[i])) for i in top if scores[i] > 0]
 
