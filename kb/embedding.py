@@ -9,6 +9,7 @@ same vectors; `onnx-int8`, weights quantised to 8 bits, other vectors), see
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 VECTORS = {"torch": "fp32", "onnx": "fp32", "torch-bf16": "fp32", "onnx-int8": "int8"}
 
 
+@functools.cache
 def bf16_in_hardware() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX), where torch runs the
     model in bf16 about 2.5 times as fast as in fp32 (`bench/embedding.py`)."""
