@@ -69,10 +69,11 @@ class OnnxEmbedder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # The session is made in a thread of its own (ONNX Runtime lets go of the GIL), so a
         # command's other imports and Chroma's opening go on meanwhile; the first embedding
-        # waits for it, and a graph it cannot load is a ConfigError there.
+        # waits for it, and a graph it cannot load is a ConfigError there. Not a daemon: a
+        # process that ends sooner waits for it rather than stop it inside ONNX Runtime.
         self._session: Future[tuple[Any, set[str]]] = Future()
         threading.Thread(
-            target=self._load, args=(ort, str(path), options), name="kb-onnx-load", daemon=True
+            target=self._load, args=(ort, str(path), options), name="kb-onnx-load"
         ).start()
         tokenizer_file = str(model_dir / "tokenizer.json")
         self._tokenizer = Tokenizer.from_file(tokenizer_file)
