@@ -302,8 +302,8 @@ class _DocumentChunks:
         title is in BM25F: in the chunk's text the heading's words are a few among many."""
         import numpy as np
 
-        raw = np.zeros(self.headings)
         n = self.headings
+        raw = np.zeros(n)
         for word in sorted(words):
             found = self.headings_with.get(word)
             if found:
